@@ -1,0 +1,28 @@
+//! Wire and file formats of the MIG mesh: the action and its canonical
+//! signed encoding, signatures and verification, investigator ACLs, the
+//! target language, agent attributes and results.
+//!
+//! No I/O happens here: no files, no network, no clock. Callers pass the
+//! current time in, which is what lets every crate above test against it.
+
+pub mod acl;
+pub mod action;
+pub mod attributes;
+pub mod canonical;
+pub mod ids;
+pub mod modules;
+pub mod result;
+pub mod signed;
+pub mod target;
+pub mod time;
+pub mod verify;
+
+pub use acl::{Acl, AclEntry, AclError, AclInvestigator};
+pub use action::{Action, ActionError, Description, Operation, ReplyTo, SignatureEntry, Threat};
+pub use attributes::{ActionHistory, AgentAttributes, AgentContext, AgentEnvironment, NoHistory};
+pub use ids::{ActionId, Fingerprint, IdError, PublicKey};
+pub use result::{AgentResult, AgentStatus, ModuleResult};
+pub use signed::{SignError, SignedAction, WireError};
+pub use target::{ParseError, Target};
+pub use time::Timestamp;
+pub use verify::{TrustStore, Verdict, VerifiedAction, VerifyError, VerifyPolicy, verify};
