@@ -221,10 +221,7 @@ impl Action {
             message: error.to_string(),
         })?;
         normalize_shape(&mut value)?;
-        let action: Action = serde_json::from_value(value).map_err(|error| {
-            let message = error.to_string();
-            ActionError::Invalid { field: field_named_in(&message), reason: message }
-        })?;
+        let action = deserialize_naming_the_field(value)?;
         action.check_fields()?;
         Ok(action)
     }
@@ -356,10 +353,7 @@ impl Action {
                 *value = json!(time.to_string());
             }
         }
-        let action: Action = serde_json::from_value(body).map_err(|error| {
-            let message = error.to_string();
-            ActionError::Invalid { field: field_named_in(&message), reason: message }
-        })?;
+        let action = deserialize_naming_the_field(body)?;
         action.check_fields()?;
         Ok(action)
     }
@@ -406,6 +400,17 @@ fn normalize_shape(value: &mut Json) -> Result<(), ActionError> {
             }
         }
     }
+    // `2.0` is the same number as `2`, as in the canonical encoding.
+    if let Some(version) = action.get_mut("syntaxversion")
+        && let Some(float) = version.as_f64()
+        && version.is_f64()
+        && float.fract() == 0.0
+        && (0.0..=f64::from(u32::MAX)).contains(&float)
+    {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let whole = float as u64;
+        *version = json!(whole);
+    }
     // MIG's platform-filled times may be null; "validfrom": null means unset.
     for field in ["validfrom", "expireafter", "nonce", "reply_to"] {
         if action.get(field) == Some(&Json::Null) {
@@ -440,9 +445,22 @@ pub(crate) fn closest(word: &str, known: &[&str]) -> Option<String> {
         .map(|(_, candidate)| candidate.to_owned())
 }
 
-/// serde_json names the missing or mistyped field inside backquotes.
-fn field_named_in(message: &str) -> String {
-    message.split('`').nth(1).unwrap_or("action").to_owned()
+/// Deserializes, naming the field that failed by its path
+/// (`operations[0].module`).
+fn deserialize_naming_the_field(value: Json) -> Result<Action, ActionError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let reason = error.into_inner().to_string();
+        // A missing field is reported at its parent; name it in full.
+        let field = match (path.as_str(), reason.split('`').nth(1)) {
+            (_, Some(missing)) if reason.starts_with("missing field") => {
+                if path == "." { missing.to_owned() } else { format!("{path}.{missing}") }
+            }
+            (".", _) => "action".to_owned(),
+            _ => path,
+        };
+        ActionError::Invalid { field, reason }
+    })
 }
 
 #[cfg(test)]
@@ -499,6 +517,20 @@ mod tests {
     fn malformed_json_points_at_the_line() {
         let error = Action::from_json("{\n  \"name\": \"x\",\n  oops\n}").unwrap_err();
         assert!(matches!(error, ActionError::Json { line: 3, .. }), "{error}");
+    }
+
+    #[test]
+    fn mistyped_fields_are_named_by_path() {
+        let error = Action::from_json(
+            r#"{"name":"x","target":"true","syntaxversion":2,"operations":[{"module":7}]}"#,
+        )
+        .unwrap_err();
+        assert!(error.to_string().starts_with("field 'operations[0].module': invalid type"), "{error}");
+        let error = Action::from_json(
+            r#"{"name":"x","target":"true","syntaxversion":2,"operations":[{"parameters":{}}]}"#,
+        )
+        .unwrap_err();
+        assert!(error.to_string().starts_with("field 'operations[0].module': missing"), "{error}");
     }
 
     #[test]
