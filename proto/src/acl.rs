@@ -47,7 +47,10 @@ pub enum AclError {
     #[error("acl entry '{entry}': minimumweight must be at least 1")]
     MinimumWeightTooLow { entry: String },
     #[error("acl entry '{entry}': fingerprint {fingerprint} is listed twice")]
-    DuplicateInvestigator { entry: String, fingerprint: Fingerprint },
+    DuplicateInvestigator {
+        entry: String,
+        fingerprint: Fingerprint,
+    },
     #[error("the acl has no entries; give at least a 'default' entry")]
     Empty,
 }
@@ -61,7 +64,9 @@ impl Acl {
         }
         for (name, entry) in &self.entries {
             if entry.minimumweight < 1 {
-                return Err(AclError::MinimumWeightTooLow { entry: name.clone() });
+                return Err(AclError::MinimumWeightTooLow {
+                    entry: name.clone(),
+                });
             }
             let mut seen = Vec::new();
             for investigator in entry.investigators.values() {
@@ -83,12 +88,28 @@ impl Acl {
         let investigators = trusted
             .into_iter()
             .map(|(name, fingerprint)| {
-                let label = if name.is_empty() { fingerprint.to_string() } else { name.to_owned() };
-                (label, AclInvestigator { fingerprint, weight: 1 })
+                let label = if name.is_empty() {
+                    fingerprint.to_string()
+                } else {
+                    name.to_owned()
+                };
+                (
+                    label,
+                    AclInvestigator {
+                        fingerprint,
+                        weight: 1,
+                    },
+                )
             })
             .collect();
         let mut entries = BTreeMap::new();
-        entries.insert(DEFAULT_ENTRY.to_owned(), AclEntry { minimumweight: 1, investigators });
+        entries.insert(
+            DEFAULT_ENTRY.to_owned(),
+            AclEntry {
+                minimumweight: 1,
+                investigators,
+            },
+        );
         Self { entries }
     }
 
@@ -101,7 +122,9 @@ impl Acl {
             .or_else(|| {
                 // An entry may use another spelling of the same module
                 // (MIG's ACLs name `filechecker`).
-                self.entries.iter().find(|(name, _)| canonical_module_name(name) == canonical)
+                self.entries
+                    .iter()
+                    .find(|(name, _)| canonical_module_name(name) == canonical)
             })
             .or_else(|| self.entries.get_key_value(DEFAULT_ENTRY))
             .map(|(name, entry)| (name.as_str(), entry))
@@ -156,14 +179,27 @@ mod tests {
     fn invalid_acls_are_refused() {
         let mut acl = mig_doc_example();
         acl.entries.get_mut("default").unwrap().minimumweight = 0;
-        assert!(matches!(acl.validate(), Err(AclError::MinimumWeightTooLow { .. })));
+        assert!(matches!(
+            acl.validate(),
+            Err(AclError::MinimumWeightTooLow { .. })
+        ));
 
         let mut acl = mig_doc_example();
-        acl.entries.get_mut("default").unwrap().investigators.insert(
-            "John again".into(),
-            AclInvestigator { fingerprint: fingerprint(2), weight: 5 },
-        );
-        assert!(matches!(acl.validate(), Err(AclError::DuplicateInvestigator { .. })));
+        acl.entries
+            .get_mut("default")
+            .unwrap()
+            .investigators
+            .insert(
+                "John again".into(),
+                AclInvestigator {
+                    fingerprint: fingerprint(2),
+                    weight: 5,
+                },
+            );
+        assert!(matches!(
+            acl.validate(),
+            Err(AclError::DuplicateInvestigator { .. })
+        ));
         assert_eq!(Acl::default().validate(), Err(AclError::Empty));
     }
 

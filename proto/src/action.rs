@@ -136,9 +136,8 @@ mod signature_hex {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 64], D::Error> {
         let text = String::deserialize(deserializer)?;
         let mut bytes = [0u8; 64];
-        hex::decode_to_slice(&text, &mut bytes).map_err(|_| {
-            serde::de::Error::custom("a signature is 128 hexadecimal characters")
-        })?;
+        hex::decode_to_slice(&text, &mut bytes)
+            .map_err(|_| serde::de::Error::custom("a signature is 128 hexadecimal characters"))?;
         Ok(bytes)
     }
 }
@@ -146,9 +145,16 @@ mod signature_hex {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
     #[error("not valid JSON at line {line}, column {column}: {message}")]
-    Json { line: usize, column: usize, message: String },
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("unknown field '{path}'{}", suggestion_text(.suggestion))]
-    UnknownField { path: String, suggestion: Option<String> },
+    UnknownField {
+        path: String,
+        suggestion: Option<String>,
+    },
     #[error("field '{field}': {reason}")]
     Invalid { field: String, reason: String },
     #[error(
@@ -202,18 +208,35 @@ const ACTION_SHAPE: Shape = Shape {
         "pgpsignatures",
     ],
 };
-const DESCRIPTION_SHAPE: Shape = Shape { known: &["author", "email", "url", "revision"], dropped: &[] };
-const THREAT_SHAPE: Shape = Shape { known: &["ref", "level", "type", "family"], dropped: &[] };
-const OPERATION_SHAPE: Shape =
-    Shape { known: &["module", "parameters"], dropped: &["want_compressed", "is_compressed"] };
-const REPLY_TO_SHAPE: Shape = Shape { known: &["peer_id", "addresses", "seal_key"], dropped: &[] };
-const SIGNATURE_SHAPE: Shape = Shape { known: &["fingerprint", "signature"], dropped: &[] };
+const DESCRIPTION_SHAPE: Shape = Shape {
+    known: &["author", "email", "url", "revision"],
+    dropped: &[],
+};
+const THREAT_SHAPE: Shape = Shape {
+    known: &["ref", "level", "type", "family"],
+    dropped: &[],
+};
+const OPERATION_SHAPE: Shape = Shape {
+    known: &["module", "parameters"],
+    dropped: &["want_compressed", "is_compressed"],
+};
+const REPLY_TO_SHAPE: Shape = Shape {
+    known: &["peer_id", "addresses", "seal_key"],
+    dropped: &[],
+};
+const SIGNATURE_SHAPE: Shape = Shape {
+    known: &["fingerprint", "signature"],
+    dropped: &[],
+};
 
 impl Action {
     /// Reads an action from JSON text, as a person or MIG wrote it.
     pub fn from_json(text: &str) -> Result<Self, ActionError> {
         if text.len() > MAX_ACTION_BYTES * 2 {
-            return Err(ActionError::TooLarge { size: text.len(), limit: MAX_ACTION_BYTES * 2 });
+            return Err(ActionError::TooLarge {
+                size: text.len(),
+                limit: MAX_ACTION_BYTES * 2,
+            });
         }
         let mut value: Json = serde_json::from_str(text).map_err(|error| ActionError::Json {
             line: error.line(),
@@ -242,17 +265,26 @@ impl Action {
             return Err(invalid("name", "must not be empty"));
         }
         if self.target.trim().is_empty() {
-            return Err(invalid("target", "must not be empty (use 'true' to target every agent)"));
+            return Err(invalid(
+                "target",
+                "must not be empty (use 'true' to target every agent)",
+            ));
         }
         if self.operations.is_empty() {
             return Err(invalid("operations", "must hold at least one operation"));
         }
         if self.operations.len() > MAX_OPERATIONS {
-            return Err(invalid("operations", &format!("at most {MAX_OPERATIONS} operations")));
+            return Err(invalid(
+                "operations",
+                &format!("at most {MAX_OPERATIONS} operations"),
+            ));
         }
         for (index, operation) in self.operations.iter().enumerate() {
             if operation.module.trim().is_empty() {
-                return Err(invalid(&format!("operations[{index}].module"), "must not be empty"));
+                return Err(invalid(
+                    &format!("operations[{index}].module"),
+                    "must not be empty",
+                ));
             }
         }
         if let (Some(from), Some(until)) = (self.validfrom, self.expireafter)
@@ -266,7 +298,10 @@ impl Action {
             return Err(invalid("nonce", "must be 1 to 128 characters"));
         }
         if self.signatures.len() > MAX_SIGNATURES {
-            return Err(invalid("signatures", &format!("at most {MAX_SIGNATURES} signatures")));
+            return Err(invalid(
+                "signatures",
+                &format!("at most {MAX_SIGNATURES} signatures"),
+            ));
         }
         Ok(())
     }
@@ -278,7 +313,10 @@ impl Action {
         let mut bytes = ACTION_DOMAIN.to_vec();
         bytes.extend_from_slice(&canonical::encode_json(&self.body_json())?);
         if bytes.len() > MAX_ACTION_BYTES {
-            return Err(ActionError::TooLarge { size: bytes.len(), limit: MAX_ACTION_BYTES });
+            return Err(ActionError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_ACTION_BYTES,
+            });
         }
         Ok(bytes)
     }
@@ -329,16 +367,27 @@ impl Action {
     /// that is not exactly the canonical encoding of a valid action.
     pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self, ActionError> {
         if bytes.len() > MAX_ACTION_BYTES {
-            return Err(ActionError::TooLarge { size: bytes.len(), limit: MAX_ACTION_BYTES });
+            return Err(ActionError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_ACTION_BYTES,
+            });
         }
-        let cbor = bytes.strip_prefix(ACTION_DOMAIN).ok_or(ActionError::WrongDomain)?;
+        let cbor = bytes
+            .strip_prefix(ACTION_DOMAIN)
+            .ok_or(ActionError::WrongDomain)?;
         let mut body = canonical::decode_json(cbor)?;
         let Json::Object(fields) = &mut body else {
-            return Err(ActionError::Invalid { field: "body".into(), reason: "is not a map".into() });
+            return Err(ActionError::Invalid {
+                field: "body".into(),
+                reason: "is not a map".into(),
+            });
         };
         for key in fields.keys() {
             if !ACTION_SHAPE.known.contains(&key.as_str()) || key == "signatures" {
-                return Err(ActionError::UnknownField { path: key.clone(), suggestion: None });
+                return Err(ActionError::UnknownField {
+                    path: key.clone(),
+                    suggestion: None,
+                });
             }
         }
         for field in ["validfrom", "expireafter"] {
@@ -348,7 +397,10 @@ impl Action {
                     reason: "is not whole Unix seconds".into(),
                 })?;
                 let time = Timestamp::from_unix_seconds(seconds).map_err(|error| {
-                    ActionError::Invalid { field: field.into(), reason: error.to_string() }
+                    ActionError::Invalid {
+                        field: field.into(),
+                        reason: error.to_string(),
+                    }
                 })?;
                 *value = json!(time.to_string());
             }
@@ -389,14 +441,22 @@ fn normalize_shape(value: &mut Json) -> Result<(), ActionError> {
                 if operation.get("is_compressed") == Some(&Json::Bool(true)) {
                     return Err(ActionError::CompressedParameters { index });
                 }
-                apply_shape(operation, &OPERATION_SHAPE, &format!("operations[{index}]."))?;
+                apply_shape(
+                    operation,
+                    &OPERATION_SHAPE,
+                    &format!("operations[{index}]."),
+                )?;
             }
         }
     }
     if let Some(Json::Array(signatures)) = action.get_mut("signatures") {
         for (index, signature) in signatures.iter_mut().enumerate() {
             if let Json::Object(signature) = signature {
-                apply_shape(signature, &SIGNATURE_SHAPE, &format!("signatures[{index}]."))?;
+                apply_shape(
+                    signature,
+                    &SIGNATURE_SHAPE,
+                    &format!("signatures[{index}]."),
+                )?;
             }
         }
     }
@@ -420,7 +480,11 @@ fn normalize_shape(value: &mut Json) -> Result<(), ActionError> {
     Ok(())
 }
 
-fn apply_shape(object: &mut Map<String, Json>, shape: &Shape, prefix: &str) -> Result<(), ActionError> {
+fn apply_shape(
+    object: &mut Map<String, Json>,
+    shape: &Shape,
+    prefix: &str,
+) -> Result<(), ActionError> {
     object.retain(|key, _| !shape.dropped.contains(&key.as_str()));
     for key in object.keys() {
         if !shape.known.contains(&key.as_str()) {
@@ -454,7 +518,11 @@ fn deserialize_naming_the_field(value: Json) -> Result<Action, ActionError> {
         // A missing field is reported at its parent; name it in full.
         let field = match (path.as_str(), reason.split('`').nth(1)) {
             (_, Some(missing)) if reason.starts_with("missing field") => {
-                if path == "." { missing.to_owned() } else { format!("{path}.{missing}") }
+                if path == "." {
+                    missing.to_owned()
+                } else {
+                    format!("{path}.{missing}")
+                }
             }
             (".", _) => "action".to_owned(),
             _ => path,
@@ -472,7 +540,10 @@ mod tests {
     #[test]
     fn the_seed_example_loads_as_it_is() {
         let action = Action::from_json(SEED_EXAMPLE).unwrap();
-        assert_eq!(action.name, "Linux backdoor, found on compromised host in 2014");
+        assert_eq!(
+            action.name,
+            "Linux backdoor, found on compromised host in 2014"
+        );
         assert_eq!(action.target, "agents.os = 'linux'");
         assert_eq!(action.operations[0].module, "filechecker");
         assert_eq!(action.description.revision, Some(201409031800u64.into()));
@@ -500,12 +571,18 @@ mod tests {
         let mut value: Json = serde_json::from_str(SEED_EXAMPLE).unwrap();
         value["tagret"] = json!("x");
         let error = Action::from_json(&value.to_string()).unwrap_err();
-        assert_eq!(error.to_string(), "unknown field 'tagret' (did you mean 'target'?)");
+        assert_eq!(
+            error.to_string(),
+            "unknown field 'tagret' (did you mean 'target'?)"
+        );
 
         let mut value: Json = serde_json::from_str(SEED_EXAMPLE).unwrap();
         value["description"]["autor"] = json!("x");
         let error = Action::from_json(&value.to_string()).unwrap_err();
-        assert_eq!(error.to_string(), "unknown field 'description.autor' (did you mean 'author'?)");
+        assert_eq!(
+            error.to_string(),
+            "unknown field 'description.autor' (did you mean 'author'?)"
+        );
 
         let mut value: Json = serde_json::from_str(SEED_EXAMPLE).unwrap();
         value["flavour"] = json!("x");
@@ -516,7 +593,10 @@ mod tests {
     #[test]
     fn malformed_json_points_at_the_line() {
         let error = Action::from_json("{\n  \"name\": \"x\",\n  oops\n}").unwrap_err();
-        assert!(matches!(error, ActionError::Json { line: 3, .. }), "{error}");
+        assert!(
+            matches!(error, ActionError::Json { line: 3, .. }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -525,23 +605,32 @@ mod tests {
             r#"{"name":"x","target":"true","syntaxversion":2,"operations":[{"module":7}]}"#,
         )
         .unwrap_err();
-        assert!(error.to_string().starts_with("field 'operations[0].module': invalid type"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("field 'operations[0].module': invalid type"),
+            "{error}"
+        );
         let error = Action::from_json(
             r#"{"name":"x","target":"true","syntaxversion":2,"operations":[{"parameters":{}}]}"#,
         )
         .unwrap_err();
-        assert!(error.to_string().starts_with("field 'operations[0].module': missing"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("field 'operations[0].module': missing"),
+            "{error}"
+        );
     }
 
     #[test]
     fn missing_and_empty_fields_are_named() {
-        let error = Action::from_json(r#"{"name":"x","operations":[],"syntaxversion":2}"#)
-            .unwrap_err();
+        let error =
+            Action::from_json(r#"{"name":"x","operations":[],"syntaxversion":2}"#).unwrap_err();
         assert!(error.to_string().contains("target"), "{error}");
-        let error = Action::from_json(
-            r#"{"name":"x","target":"true","operations":[],"syntaxversion":2}"#,
-        )
-        .unwrap_err();
+        let error =
+            Action::from_json(r#"{"name":"x","target":"true","operations":[],"syntaxversion":2}"#)
+                .unwrap_err();
         assert!(error.to_string().contains("operations"), "{error}");
         let compressed = r#"{"name":"x","target":"true","syntaxversion":2,
             "operations":[{"module":"file","parameters":"H4sI","is_compressed":true}]}"#;
@@ -583,7 +672,10 @@ mod tests {
     fn canonical_decoding_refuses_extra_fields_and_wrong_prefix() {
         let action = Action::from_json(SEED_EXAMPLE).unwrap();
         let bytes = action.canonical_bytes().unwrap();
-        assert_eq!(Action::from_canonical_bytes(&bytes[1..]), Err(ActionError::WrongDomain));
+        assert_eq!(
+            Action::from_canonical_bytes(&bytes[1..]),
+            Err(ActionError::WrongDomain)
+        );
         let mut body = action.body_json();
         body["extra"] = json!(1);
         let mut forged = ACTION_DOMAIN.to_vec();

@@ -99,7 +99,11 @@ impl TargetContext for AgentContext<'_> {
                     EnvKey::Ident => values_of(non_empty(&env.ident)),
                     EnvKey::Kernel => values_of(non_empty(&env.kernel)),
                     EnvKey::Init => values_of(non_empty(&env.init)),
-                    EnvKey::Addresses => env.addresses.iter().map(|a| Cow::Borrowed(a.as_str())).collect(),
+                    EnvKey::Addresses => env
+                        .addresses
+                        .iter()
+                        .map(|a| Cow::Borrowed(a.as_str()))
+                        .collect(),
                     EnvKey::PublicIp => values_of(env.publicip.as_deref()),
                     EnvKey::IsProxied => {
                         vec![Cow::Borrowed(if env.isproxied { "true" } else { "false" })]

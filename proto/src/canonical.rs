@@ -60,7 +60,10 @@ fn json_to_cbor_at(value: &Json, depth: usize) -> Result<Cbor, CanonicalError> {
         Json::Number(number) => number_to_cbor(number)?,
         Json::String(text) => Cbor::Text(text.clone()),
         Json::Array(items) => Cbor::Array(
-            items.iter().map(|item| json_to_cbor_at(item, depth + 1)).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .map(|item| json_to_cbor_at(item, depth + 1))
+                .collect::<Result<_, _>>()?,
         ),
         Json::Object(map) => {
             let mut entries: Vec<(&String, &Json)> = map.iter().collect();
@@ -68,7 +71,9 @@ fn json_to_cbor_at(value: &Json, depth: usize) -> Result<Cbor, CanonicalError> {
             Cbor::Map(
                 entries
                     .into_iter()
-                    .map(|(key, item)| Ok((Cbor::Text(key.clone()), json_to_cbor_at(item, depth + 1)?)))
+                    .map(|(key, item)| {
+                        Ok((Cbor::Text(key.clone()), json_to_cbor_at(item, depth + 1)?))
+                    })
                     .collect::<Result<_, CanonicalError>>()?,
             )
         }
@@ -80,7 +85,9 @@ fn json_to_cbor_at(value: &Json, depth: usize) -> Result<Cbor, CanonicalError> {
 /// "shorter first, then bytewise".
 fn sort_keys_canonically<T>(entries: &mut [(&String, T)]) {
     entries.sort_by(|(left, _), (right, _)| {
-        left.len().cmp(&right.len()).then_with(|| left.as_bytes().cmp(right.as_bytes()))
+        left.len()
+            .cmp(&right.len())
+            .then_with(|| left.as_bytes().cmp(right.as_bytes()))
     });
 }
 
@@ -91,7 +98,9 @@ fn number_to_cbor(number: &Number) -> Result<Cbor, CanonicalError> {
     if let Some(signed) = number.as_i64() {
         return Ok(Cbor::Integer(signed.into()));
     }
-    let float = number.as_f64().ok_or_else(|| CanonicalError::NonFiniteNumber(number.to_string()))?;
+    let float = number
+        .as_f64()
+        .ok_or_else(|| CanonicalError::NonFiniteNumber(number.to_string()))?;
     Ok(float_to_cbor(float))
 }
 
@@ -127,7 +136,10 @@ pub(crate) fn decode_cbor(bytes: &[u8]) -> Result<Cbor, CanonicalError> {
             other => CanonicalError::NotCbor(other.to_string()),
         })?;
     if !reader.is_empty() {
-        return Err(CanonicalError::NotCbor(format!("{} bytes after the item", reader.len())));
+        return Err(CanonicalError::NotCbor(format!(
+            "{} bytes after the item",
+            reader.len()
+        )));
     }
     Ok(value)
 }
@@ -169,7 +181,10 @@ fn cbor_to_json_at(value: &Cbor, depth: usize) -> Result<Json, CanonicalError> {
         ),
         Cbor::Text(text) => Json::String(text.clone()),
         Cbor::Array(items) => Json::Array(
-            items.iter().map(|item| cbor_to_json_at(item, depth + 1)).collect::<Result<_, _>>()?,
+            items
+                .iter()
+                .map(|item| cbor_to_json_at(item, depth + 1))
+                .collect::<Result<_, _>>()?,
         ),
         Cbor::Map(entries) => {
             let mut map = Map::new();
@@ -177,7 +192,10 @@ fn cbor_to_json_at(value: &Cbor, depth: usize) -> Result<Json, CanonicalError> {
                 let Cbor::Text(key) = key else {
                     return Err(CanonicalError::NonTextKey);
                 };
-                if map.insert(key.clone(), cbor_to_json_at(item, depth + 1)?).is_some() {
+                if map
+                    .insert(key.clone(), cbor_to_json_at(item, depth + 1)?)
+                    .is_some()
+                {
                     return Err(CanonicalError::DuplicateKey(key.clone()));
                 }
             }
@@ -202,7 +220,10 @@ mod tests {
     #[test]
     fn keys_sort_shorter_first_then_bytewise() {
         // {"b":1,"aa":2,"a":3} -> a, b, aa
-        assert_eq!(hex_of(&json!({"b": 1, "aa": 2, "a": 3})), "a3616103616201626161 02".replace(' ', ""));
+        assert_eq!(
+            hex_of(&json!({"b": 1, "aa": 2, "a": 3})),
+            "a3616103616201626161 02".replace(' ', "")
+        );
     }
 
     #[test]
@@ -213,7 +234,11 @@ mod tests {
         assert_eq!(hex_of(&json!(-1)), "20");
         assert_eq!(hex_of(&json!(1000)), "1903e8");
         assert_eq!(hex_of(&json!(1.5)), "f93e00", "half precision when exact");
-        assert_eq!(hex_of(&json!(100000.5)), "fa47c35040", "single precision when exact");
+        assert_eq!(
+            hex_of(&json!(100000.5)),
+            "fa47c35040",
+            "single precision when exact"
+        );
         assert_eq!(hex_of(&json!(0.1)), "fb3fb999999999999a");
         assert_eq!(hex_of(&json!(1e300)), "fb7e37e43c8800759c");
         assert_eq!(hex_of(&json!(201409031800u64)), "1b0000002ee4e9ee78");
@@ -228,12 +253,18 @@ mod tests {
     #[test]
     fn decoding_refuses_other_encodings() {
         // 1 written with a one-byte head extension instead of inline.
-        assert_eq!(decode_json(&hex::decode("1801").unwrap()), Err(CanonicalError::NotCanonical));
+        assert_eq!(
+            decode_json(&hex::decode("1801").unwrap()),
+            Err(CanonicalError::NotCanonical)
+        );
         // Keys out of order.
         let unordered = hex::decode("a2616202616101").unwrap();
         assert_eq!(decode_json(&unordered), Err(CanonicalError::NotCanonical));
         // Indefinite-length array.
-        assert_eq!(decode_json(&hex::decode("9f01ff").unwrap()), Err(CanonicalError::NotCanonical));
+        assert_eq!(
+            decode_json(&hex::decode("9f01ff").unwrap()),
+            Err(CanonicalError::NotCanonical)
+        );
         // Duplicate keys.
         assert!(matches!(
             decode_json(&hex::decode("a2616101616102").unwrap()),

@@ -67,7 +67,9 @@ impl Serialize for ActionId {
 
 impl<'de> Deserialize<'de> for ActionId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -120,7 +122,9 @@ impl Serialize for Fingerprint {
 
 impl<'de> Deserialize<'de> for Fingerprint {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -144,7 +148,10 @@ impl PublicKey {
     /// and `#` comment lines before it are skipped, so a key file may carry
     /// a note.
     pub fn parse(text: &str) -> Result<Self, IdError> {
-        let bad = |reason| IdError::BadPublicKey { text: truncate_for_message(text), reason };
+        let bad = |reason| IdError::BadPublicKey {
+            text: truncate_for_message(text),
+            reason,
+        };
         let line = text
             .lines()
             .map(str::trim)
@@ -168,7 +175,11 @@ impl PublicKey {
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{PUBLIC_KEY_PREFIX} {}", hex::encode(self.key.as_bytes()))?;
+        write!(
+            formatter,
+            "{PUBLIC_KEY_PREFIX} {}",
+            hex::encode(self.key.as_bytes())
+        )?;
         if !self.comment.is_empty() {
             write!(formatter, " {}", self.comment)?;
         }
@@ -178,7 +189,12 @@ impl fmt::Display for PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "PublicKey({} {:?})", self.fingerprint(), self.comment)
+        write!(
+            formatter,
+            "PublicKey({} {:?})",
+            self.fingerprint(),
+            self.comment
+        )
     }
 }
 
@@ -202,7 +218,10 @@ mod tests {
     #[test]
     fn public_key_line_round_trips() {
         let key = SigningKey::from_bytes(&[7u8; 32]).verifying_key();
-        let public = PublicKey { key, comment: "Alice <alice@example.org>".into() };
+        let public = PublicKey {
+            key,
+            comment: "Alice <alice@example.org>".into(),
+        };
         let text = public.to_string();
         assert!(text.starts_with("mig-ed25519 "));
         let parsed = PublicKey::parse(&format!("# a note\n\n{text}\n")).unwrap();
@@ -221,7 +240,10 @@ mod tests {
     fn fingerprints_parse_in_any_case() {
         let upper = "E608A8B9C2D1F0E3A4B5C6D7E8F90A1B2C3D4E5F";
         let lower = upper.to_lowercase();
-        assert_eq!(upper.parse::<Fingerprint>().unwrap(), lower.parse().unwrap());
+        assert_eq!(
+            upper.parse::<Fingerprint>().unwrap(),
+            lower.parse().unwrap()
+        );
         assert!("E608".parse::<Fingerprint>().is_err());
     }
 

@@ -5,7 +5,10 @@ const ALIASES: &[(&str, &str)] = &[("filechecker", "file")];
 
 /// The module an operation's name refers to (`filechecker` is `file`).
 pub fn canonical_module_name(name: &str) -> &str {
-    ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, canonical)| canonical)
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, canonical)| canonical)
 }
 
 #[cfg(test)]

@@ -33,7 +33,10 @@ pub struct ModuleResult {
 impl ModuleResult {
     /// A module that could not run: not successful, with the reason.
     pub fn failed(reason: impl Into<String>) -> Self {
-        Self { errors: vec![reason.into()], ..Self::default() }
+        Self {
+            errors: vec![reason.into()],
+            ..Self::default()
+        }
     }
 }
 
@@ -89,7 +92,9 @@ pub enum ResultDecodeError {
 impl AgentResult {
     /// Whether any operation found anything.
     pub fn found_anything(&self) -> bool {
-        self.operations.iter().any(|operation| operation.foundanything)
+        self.operations
+            .iter()
+            .any(|operation| operation.foundanything)
     }
 
     pub fn to_cbor(&self) -> Vec<u8> {
@@ -101,7 +106,10 @@ impl AgentResult {
 
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, ResultDecodeError> {
         if bytes.len() > MAX_RESULT_BYTES {
-            return Err(ResultDecodeError::TooLarge { size: bytes.len(), limit: MAX_RESULT_BYTES });
+            return Err(ResultDecodeError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_RESULT_BYTES,
+            });
         }
         ciborium::de::from_reader_with_recursion_limit(bytes, MAX_NESTING)
             .map_err(|error| ResultDecodeError::Malformed(error.to_string()))

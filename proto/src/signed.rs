@@ -9,9 +9,7 @@
 use ciborium::Value as Cbor;
 use ed25519_dalek::{Signer, SigningKey};
 
-use crate::action::{
-    Action, ActionError, MAX_ACTION_BYTES, MAX_SIGNATURES, SignatureEntry,
-};
+use crate::action::{Action, ActionError, MAX_ACTION_BYTES, MAX_SIGNATURES, SignatureEntry};
 use crate::canonical;
 use crate::ids::{ActionId, Fingerprint};
 
@@ -49,7 +47,10 @@ impl SignedAction {
 
     /// The canonical body of `action` with the signatures it already carries.
     pub fn from_action(action: &Action) -> Result<Self, ActionError> {
-        Ok(Self { body: action.canonical_bytes()?, signatures: action.signatures.clone() })
+        Ok(Self {
+            body: action.canonical_bytes()?,
+            signatures: action.signatures.clone(),
+        })
     }
 
     pub fn body(&self) -> &[u8] {
@@ -67,14 +68,21 @@ impl SignedAction {
     /// Appends a signature by `key` over the body bytes.
     pub fn sign(&mut self, key: &SigningKey) -> Result<&SignatureEntry, SignError> {
         let fingerprint = Fingerprint::of_key(&key.verifying_key());
-        if self.signatures.iter().any(|entry| entry.fingerprint == fingerprint) {
+        if self
+            .signatures
+            .iter()
+            .any(|entry| entry.fingerprint == fingerprint)
+        {
             return Err(SignError::AlreadySigned(fingerprint));
         }
         if self.signatures.len() >= MAX_SIGNATURES {
             return Err(SignError::TooManySignatures);
         }
         let signature = key.sign(&self.body).to_bytes();
-        self.signatures.push(SignatureEntry { fingerprint, signature });
+        self.signatures.push(SignatureEntry {
+            fingerprint,
+            signature,
+        });
         Ok(&self.signatures[self.signatures.len() - 1])
     }
 
@@ -102,16 +110,21 @@ impl SignedAction {
     /// Reads a wire message. Checks its shape and sizes, not its signatures.
     pub fn from_wire(bytes: &[u8]) -> Result<Self, WireError> {
         if bytes.len() > MAX_WIRE_BYTES {
-            return Err(WireError::TooLarge { size: bytes.len(), limit: MAX_WIRE_BYTES });
+            return Err(WireError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_WIRE_BYTES,
+            });
         }
         let malformed = |reason: &str| WireError::Malformed(reason.to_owned());
-        let value =
-            canonical::decode_cbor(bytes).map_err(|error| WireError::Malformed(error.to_string()))?;
+        let value = canonical::decode_cbor(bytes)
+            .map_err(|error| WireError::Malformed(error.to_string()))?;
         let Cbor::Map(fields) = value else {
             return Err(malformed("not a map"));
         };
-        let [(Cbor::Text(body_key), Cbor::Bytes(body)), (Cbor::Text(signatures_key), Cbor::Array(list))] =
-            fields.as_slice()
+        let [
+            (Cbor::Text(body_key), Cbor::Bytes(body)),
+            (Cbor::Text(signatures_key), Cbor::Array(list)),
+        ] = fields.as_slice()
         else {
             return Err(malformed("expected exactly the fields body and signatures"));
         };
@@ -131,12 +144,21 @@ impl SignedAction {
             };
             signatures.push(SignatureEntry {
                 fingerprint: Fingerprint(
-                    fingerprint.as_slice().try_into().map_err(|_| malformed("fingerprint size"))?,
+                    fingerprint
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| malformed("fingerprint size"))?,
                 ),
-                signature: signature.as_slice().try_into().map_err(|_| malformed("signature size"))?,
+                signature: signature
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| malformed("signature size"))?,
             });
         }
-        let signed = Self { body: body.clone(), signatures };
+        let signed = Self {
+            body: body.clone(),
+            signatures,
+        };
         if signed.to_wire() != bytes {
             return Err(malformed("not the canonical encoding"));
         }
@@ -182,6 +204,9 @@ mod tests {
         }
         assert!(SignedAction::from_wire(&[0xa0]).is_err());
         let huge = vec![0u8; MAX_WIRE_BYTES + 1];
-        assert!(matches!(SignedAction::from_wire(&huge), Err(WireError::TooLarge { .. })));
+        assert!(matches!(
+            SignedAction::from_wire(&huge),
+            Err(WireError::TooLarge { .. })
+        ));
     }
 }

@@ -48,16 +48,21 @@ impl Timestamp {
 
     /// Parses RFC 3339 (any offset); fractions of a second are dropped.
     pub fn parse_rfc3339(text: &str) -> Result<Self, TimeError> {
-        let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|error| TimeError::NotRfc3339 {
-            text: text.to_owned(),
-            reason: error.to_string(),
-        })?;
+        let parsed =
+            OffsetDateTime::parse(text, &Rfc3339).map_err(|error| TimeError::NotRfc3339 {
+                text: text.to_owned(),
+                reason: error.to_string(),
+            })?;
         Self::from_unix_seconds(parsed.unix_timestamp())
     }
 
     /// `self + seconds`, saturating at the representable range.
     pub fn plus_seconds(self, seconds: i64) -> Self {
-        Self(self.0.saturating_add(seconds).clamp(MIN_UNIX_SECONDS, MAX_UNIX_SECONDS))
+        Self(
+            self.0
+                .saturating_add(seconds)
+                .clamp(MIN_UNIX_SECONDS, MAX_UNIX_SECONDS),
+        )
     }
 
     /// Seconds from `earlier` to `self` (negative if `earlier` is later).
@@ -96,9 +101,13 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Parses a duration as MIG's command line wrote them: `300s`, `30m`, `2h`,
 /// `7d`. Returns whole seconds.
 pub fn parse_duration_seconds(text: &str) -> Result<i64, TimeError> {
-    let bad = || TimeError::BadDuration { text: text.to_owned() };
+    let bad = || TimeError::BadDuration {
+        text: text.to_owned(),
+    };
     let trimmed = text.trim();
-    let unit_start = trimmed.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let unit_start = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(bad)?;
     let (digits, unit) = trimmed.split_at(unit_start);
     if digits.is_empty() || digits.len() > 12 {
         return Err(bad());

@@ -37,7 +37,9 @@ impl TrustStore {
     }
 
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<&PublicKey> {
-        self.keys.iter().find(|key| key.fingerprint() == *fingerprint)
+        self.keys
+            .iter()
+            .find(|key| key.fingerprint() == *fingerprint)
     }
 
     pub fn keys(&self) -> &[PublicKey] {
@@ -46,7 +48,11 @@ impl TrustStore {
 
     /// The ACL to use when none is configured (see [`Acl::any_trusted_key`]).
     pub fn default_acl(&self) -> Acl {
-        Acl::any_trusted_key(self.keys.iter().map(|key| (key.comment.as_str(), key.fingerprint())))
+        Acl::any_trusted_key(
+            self.keys
+                .iter()
+                .map(|key| (key.comment.as_str(), key.fingerprint())),
+        )
     }
 }
 
@@ -88,15 +94,26 @@ pub enum VerifyError {
     #[error(
         "insufficient signature weight for module '{module}': have {have}, need {need} (acl entry '{entry}')"
     )]
-    InsufficientWeight { module: String, entry: String, have: u64, need: u64 },
+    InsufficientWeight {
+        module: String,
+        entry: String,
+        have: u64,
+        need: u64,
+    },
     #[error("no acl entry allows module '{module}' (and there is no 'default' entry)")]
     NoAclEntry { module: String },
     #[error("missing {field}: a signed action needs a validity window")]
     MissingValidity { field: &'static str },
     #[error("not yet valid: valid from {valid_from}, it is now {now}")]
-    NotYetValid { valid_from: Timestamp, now: Timestamp },
+    NotYetValid {
+        valid_from: Timestamp,
+        now: Timestamp,
+    },
     #[error("expired at {expire_after}, it is now {now}")]
-    Expired { expire_after: Timestamp, now: Timestamp },
+    Expired {
+        expire_after: Timestamp,
+        now: Timestamp,
+    },
     #[error("the validity window of {window} is longer than the {limit} allowed")]
     ValidityTooLong { window: String, limit: String },
     #[error("invalid target: {0}")]
@@ -193,7 +210,9 @@ impl Verdict {
     /// The verified action, or the first reason it was refused.
     pub fn into_verified(self) -> Result<VerifiedAction, VerifyError> {
         self.outcome?;
-        let action = self.action.ok_or_else(|| VerifyError::Malformed("no body".into()))?;
+        let action = self
+            .action
+            .ok_or_else(|| VerifyError::Malformed("no body".into()))?;
         let target = Target::parse(&action.target)
             .map_err(|error| VerifyError::InvalidTarget(error.to_string()))?;
         let signers = self
@@ -202,7 +221,12 @@ impl Verdict {
             .filter(|signer| signer.status == SignerStatus::Verified)
             .map(|signer| signer.fingerprint)
             .collect();
-        Ok(VerifiedAction { id: self.action_id, action, target, signers })
+        Ok(VerifiedAction {
+            id: self.action_id,
+            action,
+            target,
+            signers,
+        })
     }
 }
 
@@ -226,7 +250,10 @@ fn check(
 ) -> Result<(), VerifyError> {
     let body = signed.body();
     if body.len() > MAX_ACTION_BYTES {
-        return Err(VerifyError::TooLarge { size: body.len(), limit: MAX_ACTION_BYTES });
+        return Err(VerifyError::TooLarge {
+            size: body.len(),
+            limit: MAX_ACTION_BYTES,
+        });
     }
     if signed.signatures().is_empty() {
         return Err(VerifyError::Unsigned);
@@ -237,24 +264,38 @@ fn check(
     let mut verified = Vec::new();
     for entry in signed.signatures() {
         let fingerprint = entry.fingerprint;
-        let already_seen = verdict.signers.iter().any(|seen| seen.fingerprint == fingerprint);
+        let already_seen = verdict
+            .signers
+            .iter()
+            .any(|seen| seen.fingerprint == fingerprint);
         let known = policy.trusted.get(&fingerprint);
         let (status, failure) = if already_seen {
-            (SignerStatus::Duplicate, Some(VerifyError::DuplicateSigner { fingerprint }))
+            (
+                SignerStatus::Duplicate,
+                Some(VerifyError::DuplicateSigner { fingerprint }),
+            )
         } else if let Some(public) = known {
             let signature = ed25519_dalek::Signature::from_bytes(&entry.signature);
             if public.key.verify_strict(body, &signature).is_ok() {
                 verified.push(fingerprint);
                 (SignerStatus::Verified, None)
             } else {
-                (SignerStatus::BadSignature, Some(VerifyError::BadSignature { fingerprint }))
+                (
+                    SignerStatus::BadSignature,
+                    Some(VerifyError::BadSignature { fingerprint }),
+                )
             }
         } else {
-            (SignerStatus::UnknownKey, Some(VerifyError::UnknownSigner { fingerprint }))
+            (
+                SignerStatus::UnknownKey,
+                Some(VerifyError::UnknownSigner { fingerprint }),
+            )
         };
         verdict.signers.push(SignerCheck {
             fingerprint,
-            name: known.map(|key| key.comment.clone()).filter(|name| !name.is_empty()),
+            name: known
+                .map(|key| key.comment.clone())
+                .filter(|name| !name.is_empty()),
             status,
         });
         if first_failure.is_none() {
@@ -266,16 +307,21 @@ fn check(
     }
 
     // Only now, with every signature good, is the body decoded.
-    let action =
-        Action::from_canonical_bytes(body).map_err(|error| VerifyError::Malformed(error.to_string()))?;
+    let action = Action::from_canonical_bytes(body)
+        .map_err(|error| VerifyError::Malformed(error.to_string()))?;
     let action = verdict.action.insert(action);
 
     if action.syntaxversion != SYNTAX_VERSION {
-        return Err(VerifyError::UnsupportedSyntaxVersion { found: action.syntaxversion });
+        return Err(VerifyError::UnsupportedSyntaxVersion {
+            found: action.syntaxversion,
+        });
     }
-    let valid_from = action.validfrom.ok_or(VerifyError::MissingValidity { field: "validfrom" })?;
-    let expire_after =
-        action.expireafter.ok_or(VerifyError::MissingValidity { field: "expireafter" })?;
+    let valid_from = action
+        .validfrom
+        .ok_or(VerifyError::MissingValidity { field: "validfrom" })?;
+    let expire_after = action.expireafter.ok_or(VerifyError::MissingValidity {
+        field: "expireafter",
+    })?;
     let window = expire_after.seconds_since(valid_from);
     if window > policy.max_validity_seconds {
         return Err(VerifyError::ValidityTooLong {
@@ -310,13 +356,25 @@ fn check(
                         need,
                     });
                 }
-                ModuleWeight { module, acl_entry: Some(entry_name.to_owned()), have, need }
+                ModuleWeight {
+                    module,
+                    acl_entry: Some(entry_name.to_owned()),
+                    have,
+                    need,
+                }
             }
             None => {
                 if first_shortfall.is_none() {
-                    first_shortfall = Some(VerifyError::NoAclEntry { module: module.clone() });
+                    first_shortfall = Some(VerifyError::NoAclEntry {
+                        module: module.clone(),
+                    });
                 }
-                ModuleWeight { module, acl_entry: None, have: 0, need: 0 }
+                ModuleWeight {
+                    module,
+                    acl_entry: None,
+                    have: 0,
+                    need: 0,
+                }
             }
         };
         verdict.modules.push(weight);

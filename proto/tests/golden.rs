@@ -47,7 +47,13 @@ fn canonical_bytes_start_with_the_domain_and_decode_back() {
     let action = Action::from_json(ACTION).unwrap();
     let bytes = action.canonical_bytes().unwrap();
     assert!(bytes.starts_with(ACTION_DOMAIN));
-    assert_eq!(Action::from_canonical_bytes(&bytes).unwrap().canonical_bytes().unwrap(), bytes);
+    assert_eq!(
+        Action::from_canonical_bytes(&bytes)
+            .unwrap()
+            .canonical_bytes()
+            .unwrap(),
+        bytes
+    );
 }
 
 /// Key order, `2.0` against `2`, `2.5e-1` against `0.25`, `\u00e9` against
@@ -56,8 +62,14 @@ fn canonical_bytes_start_with_the_domain_and_decode_back() {
 /// the canonical bytes.
 #[test]
 fn equivalent_json_gives_identical_bytes() {
-    let original = Action::from_json(ACTION).unwrap().canonical_bytes().unwrap();
-    let reordered = Action::from_json(REORDERED).unwrap().canonical_bytes().unwrap();
+    let original = Action::from_json(ACTION)
+        .unwrap()
+        .canonical_bytes()
+        .unwrap();
+    let reordered = Action::from_json(REORDERED)
+        .unwrap()
+        .canonical_bytes()
+        .unwrap();
     assert_eq!(hex::encode(&reordered), hex::encode(&original));
 }
 

@@ -16,7 +16,10 @@ fn key(byte: u8) -> SigningKey {
 }
 
 fn public(byte: u8, name: &str) -> PublicKey {
-    PublicKey { key: key(byte).verifying_key(), comment: name.into() }
+    PublicKey {
+        key: key(byte).verifying_key(),
+        comment: name.into(),
+    }
 }
 
 fn at(seconds: i64) -> Timestamp {
@@ -99,20 +102,28 @@ fn a_changed_target_breaks_the_signature() {
         changed.canonical_bytes().unwrap(),
         signed.signatures().to_vec(),
     );
-    assert!(matches!(setup.check(&forged), Err(VerifyError::BadSignature { .. })));
+    assert!(matches!(
+        setup.check(&forged),
+        Err(VerifyError::BadSignature { .. })
+    ));
 
     // One flipped bit anywhere in the body does the same.
     let mut body = signed.body().to_vec();
     let last = body.len() - 1;
     body[last] ^= 1;
     let flipped = SignedAction::from_parts(body, signed.signatures().to_vec());
-    assert!(matches!(setup.check(&flipped), Err(VerifyError::BadSignature { .. })));
+    assert!(matches!(
+        setup.check(&flipped),
+        Err(VerifyError::BadSignature { .. })
+    ));
 }
 
 #[test]
 fn an_untrusted_key_is_an_unknown_signer() {
     let setup = Setup::new();
-    let error = setup.check(&signed_by(&example_action(), &[9])).unwrap_err();
+    let error = setup
+        .check(&signed_by(&example_action(), &[9]))
+        .unwrap_err();
     assert!(matches!(error, VerifyError::UnknownSigner { .. }));
     assert!(error.to_string().contains("not among the trusted"));
 }
@@ -125,7 +136,10 @@ fn the_same_signer_twice_is_refused() {
     signatures.push(signatures[0].clone());
     let doubled = SignedAction::from_parts(signed.body().to_vec(), signatures);
     let verdict = verify(&doubled, &setup.policy(NOW));
-    assert!(matches!(verdict.outcome, Err(VerifyError::DuplicateSigner { .. })));
+    assert!(matches!(
+        verdict.outcome,
+        Err(VerifyError::DuplicateSigner { .. })
+    ));
     assert_eq!(verdict.signers[1].status, SignerStatus::Duplicate);
 }
 
@@ -134,23 +148,42 @@ fn time_window_errors() {
     let setup = Setup::new();
     let signed = signed_by(&example_action(), &[1]);
     let check_at = |now| verify(&signed, &setup.policy(now)).outcome;
-    assert!(check_at(NOW - 60 - 60).is_ok(), "within the clock skew allowance");
-    assert!(matches!(check_at(NOW - 60 - 61), Err(VerifyError::NotYetValid { .. })));
-    assert!(check_at(NOW + 300 + 60).is_ok(), "within the clock skew allowance");
+    assert!(
+        check_at(NOW - 60 - 60).is_ok(),
+        "within the clock skew allowance"
+    );
+    assert!(matches!(
+        check_at(NOW - 60 - 61),
+        Err(VerifyError::NotYetValid { .. })
+    ));
+    assert!(
+        check_at(NOW + 300 + 60).is_ok(),
+        "within the clock skew allowance"
+    );
     let error = check_at(NOW + 300 + 61).unwrap_err();
     assert!(matches!(error, VerifyError::Expired { .. }));
-    assert!(error.to_string().starts_with("expired at 2027-01-15T08:05:00Z"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("expired at 2027-01-15T08:05:00Z"),
+        "{error}"
+    );
 
     let mut long = example_action();
     long.expireafter = Some(at(NOW + 2 * 86_400));
     let error = setup.check(&signed_by(&long, &[1])).unwrap_err();
-    assert_eq!(error.to_string(), "the validity window of 2d1m is longer than the 1d allowed");
+    assert_eq!(
+        error.to_string(),
+        "the validity window of 2d1m is longer than the 1d allowed"
+    );
 
     let mut unbounded = example_action();
     unbounded.expireafter = None;
     assert!(matches!(
         setup.check(&signed_by(&unbounded, &[1])),
-        Err(VerifyError::MissingValidity { field: "expireafter" })
+        Err(VerifyError::MissingValidity {
+            field: "expireafter"
+        })
     ));
 }
 
@@ -166,7 +199,9 @@ fn acl_weights_are_summed_over_distinct_verified_signers() {
         fingerprint(2)
     ))
     .unwrap();
-    let error = setup.check(&signed_by(&example_action(), &[1])).unwrap_err();
+    let error = setup
+        .check(&signed_by(&example_action(), &[1]))
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "insufficient signature weight for module 'filechecker': have 1, need 2 (acl entry 'file')"
@@ -204,11 +239,18 @@ fn structural_errors() {
     // Garbage that is validly signed is still refused, as malformed.
     let mut garbage = SignedAction::from_parts([ACTION_DOMAIN, b"\xff\xff"].concat(), vec![]);
     garbage.sign(&key(1)).unwrap();
-    assert!(matches!(setup.check(&garbage), Err(VerifyError::Malformed(_))));
+    assert!(matches!(
+        setup.check(&garbage),
+        Err(VerifyError::Malformed(_))
+    ));
 
-    let mut huge = SignedAction::from_parts(vec![0; mig_proto::action::MAX_ACTION_BYTES + 1], vec![]);
+    let mut huge =
+        SignedAction::from_parts(vec![0; mig_proto::action::MAX_ACTION_BYTES + 1], vec![]);
     huge.sign(&key(1)).unwrap();
-    assert!(matches!(setup.check(&huge), Err(VerifyError::TooLarge { .. })));
+    assert!(matches!(
+        setup.check(&huge),
+        Err(VerifyError::TooLarge { .. })
+    ));
 }
 
 #[test]

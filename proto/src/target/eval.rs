@@ -38,9 +38,10 @@ pub(super) fn evaluate(expr: &Expr, context: &dyn TargetContext) -> bool {
         Expr::Or(items) => items.iter().any(|item| evaluate(item, context)),
         Expr::Found(id) => context.outcome_of(id) == Some(true),
         Expr::NotFound(id) => context.outcome_of(id) == Some(false),
-        Expr::Compare { attribute, predicate } => {
-            compare(&context.values(attribute), predicate)
-        }
+        Expr::Compare {
+            attribute,
+            predicate,
+        } => compare(&context.values(attribute), predicate),
     }
 }
 
@@ -56,10 +57,13 @@ fn compare(values: &[Cow<'_, str>], predicate: &Predicate) -> bool {
         Predicate::Equals(expected) => any(&|value| value == expected),
         Predicate::NotEquals(expected) => !any(&|value| value == expected),
         Predicate::Like { pattern, negated } => any(&|value| pattern.matches(value)) != *negated,
-        Predicate::In { values: list, negated } => {
-            any(&|value| list.iter().any(|item| item == value)) != *negated
+        Predicate::In {
+            values: list,
+            negated,
+        } => any(&|value| list.iter().any(|item| item == value)) != *negated,
+        Predicate::Matches { regex, negated } => {
+            any(&|value| regex.regex.is_match(value)) != *negated
         }
-        Predicate::Matches { regex, negated } => any(&|value| regex.regex.is_match(value)) != *negated,
         Predicate::Within { network, negated } => {
             any(&|value| address_of(value).is_some_and(|address| network.contains(&address)))
                 != *negated
@@ -116,6 +120,8 @@ impl LikePattern {
                 },
             }
         }
-        pattern[at_pattern..].iter().all(|token| *token == LikeToken::AnyRun)
+        pattern[at_pattern..]
+            .iter()
+            .all(|token| *token == LikeToken::AnyRun)
     }
 }

@@ -43,7 +43,10 @@ pub enum Expr {
     And(Vec<Expr>),
     /// Two or more operands, one of which must hold.
     Or(Vec<Expr>),
-    Compare { attribute: Attribute, predicate: Predicate },
+    Compare {
+        attribute: Attribute,
+        predicate: Predicate,
+    },
     /// The agent ran that action and found something.
     Found(ActionId),
     /// The agent ran that action and found nothing.
@@ -168,7 +171,9 @@ impl Target {
 
     /// The target that selects every agent.
     pub fn everyone() -> Self {
-        Self { expr: Expr::Constant(true) }
+        Self {
+            expr: Expr::Constant(true),
+        }
     }
 
     pub fn expr(&self) -> &Expr {
@@ -192,7 +197,9 @@ fn collect_actions(expr: &Expr, ids: &mut Vec<ActionId>) {
     match expr {
         Expr::Found(id) | Expr::NotFound(id) => ids.push(*id),
         Expr::Not(inner) => collect_actions(inner, ids),
-        Expr::And(items) | Expr::Or(items) => items.iter().for_each(|item| collect_actions(item, ids)),
+        Expr::And(items) | Expr::Or(items) => {
+            items.iter().for_each(|item| collect_actions(item, ids))
+        }
         Expr::Constant(_) | Expr::Compare { .. } => {}
     }
 }
@@ -218,7 +225,11 @@ impl fmt::Display for Expr {
             Expr::Constant(false) => formatter.write_str("false"),
             Expr::Not(inner) => {
                 formatter.write_str("NOT ")?;
-                write_operand(formatter, inner, matches!(**inner, Expr::And(_) | Expr::Or(_)))
+                write_operand(
+                    formatter,
+                    inner,
+                    matches!(**inner, Expr::And(_) | Expr::Or(_)),
+                )
             }
             Expr::And(items) => write_joined(formatter, items, " AND ", |item| {
                 matches!(item, Expr::And(_) | Expr::Or(_))
@@ -226,15 +237,26 @@ impl fmt::Display for Expr {
             Expr::Or(items) => {
                 write_joined(formatter, items, " OR ", |item| matches!(item, Expr::Or(_)))
             }
-            Expr::Compare { attribute, predicate } => write!(formatter, "{attribute} {predicate}"),
+            Expr::Compare {
+                attribute,
+                predicate,
+            } => write!(formatter, "{attribute} {predicate}"),
             Expr::Found(id) => write!(formatter, "found('{id}')"),
             Expr::NotFound(id) => write!(formatter, "notfound('{id}')"),
         }
     }
 }
 
-fn write_operand(formatter: &mut fmt::Formatter<'_>, expr: &Expr, parenthesize: bool) -> fmt::Result {
-    if parenthesize { write!(formatter, "({expr})") } else { write!(formatter, "{expr}") }
+fn write_operand(
+    formatter: &mut fmt::Formatter<'_>,
+    expr: &Expr,
+    parenthesize: bool,
+) -> fmt::Result {
+    if parenthesize {
+        write!(formatter, "({expr})")
+    } else {
+        write!(formatter, "{expr}")
+    }
 }
 
 fn write_joined(
@@ -265,7 +287,9 @@ impl fmt::Display for Attribute {
             Attribute::Status => formatter.write_str("status"),
             Attribute::QueueLoc => formatter.write_str("queueloc"),
             Attribute::Env(key) => write!(formatter, "env.{}", key.as_str()),
-            Attribute::Tag(key) if parse::is_plain_identifier(key) => write!(formatter, "tags.{key}"),
+            Attribute::Tag(key) if parse::is_plain_identifier(key) => {
+                write!(formatter, "tags.{key}")
+            }
             Attribute::Tag(key) => write!(formatter, "tags->>{}", Quoted(key)),
         }
     }
@@ -278,8 +302,17 @@ impl fmt::Display for Predicate {
             Predicate::Equals(value) => write!(formatter, "= {}", Quoted(value)),
             Predicate::NotEquals(value) => write!(formatter, "!= {}", Quoted(value)),
             Predicate::Like { pattern, negated } => {
-                let keyword = if pattern.case_insensitive { "ILIKE" } else { "LIKE" };
-                write!(formatter, "{}{keyword} {}", not(*negated), Quoted(&pattern.source))
+                let keyword = if pattern.case_insensitive {
+                    "ILIKE"
+                } else {
+                    "LIKE"
+                };
+                write!(
+                    formatter,
+                    "{}{keyword} {}",
+                    not(*negated),
+                    Quoted(&pattern.source)
+                )
             }
             Predicate::In { values, negated } => {
                 write!(formatter, "{}IN (", not(*negated))?;

@@ -48,7 +48,9 @@ struct Spanned {
 
 pub(super) fn is_plain_identifier(text: &str) -> bool {
     let mut chars = text.chars();
-    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -59,7 +61,10 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn tokens(source: &'a str) -> Result<Vec<Spanned>, ParseError> {
-        let mut lexer = Lexer { source, position: 0 };
+        let mut lexer = Lexer {
+            source,
+            position: 0,
+        };
         let mut tokens = Vec::new();
         loop {
             let spanned = lexer.next_token()?;
@@ -80,7 +85,11 @@ impl<'a> Lexer<'a> {
         self.position = self.source.len() - trimmed.len();
         let start = self.position;
         let Some(first) = trimmed.chars().next() else {
-            return Ok(Spanned { token: Token::End, start, end: start });
+            return Ok(Spanned {
+                token: Token::End,
+                start,
+                end: start,
+            });
         };
         let symbols: [(&str, Token); 15] = [
             ("->>", Token::JsonText),
@@ -102,7 +111,11 @@ impl<'a> Lexer<'a> {
         for (text, token) in symbols {
             if trimmed.starts_with(text) {
                 self.position += text.len();
-                return Ok(Spanned { token, start, end: self.position });
+                return Ok(Spanned {
+                    token,
+                    start,
+                    end: self.position,
+                });
             }
         }
         let single = match first {
@@ -113,7 +126,11 @@ impl<'a> Lexer<'a> {
         };
         if let Some(token) = single {
             self.position += 1;
-            return Ok(Spanned { token, start, end: self.position });
+            return Ok(Spanned {
+                token,
+                start,
+                end: self.position,
+            });
         }
         if first == '\'' {
             return self.string_literal(start);
@@ -126,7 +143,9 @@ impl<'a> Lexer<'a> {
                 "strings use single quotes, as in SQL: 'linux'",
             ));
         }
-        if first.is_ascii_digit() || (first == '-' && trimmed[1..].starts_with(|c: char| c.is_ascii_digit())) {
+        if first.is_ascii_digit()
+            || (first == '-' && trimmed[1..].starts_with(|c: char| c.is_ascii_digit()))
+        {
             let length = 1 + trimmed[1..]
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .unwrap_or(trimmed.len() - 1);
@@ -168,11 +187,20 @@ impl<'a> Lexer<'a> {
                     continue;
                 }
                 self.position = start + 1 + offset + 1;
-                return Ok(Spanned { token: Token::Text(value), start, end: self.position });
+                return Ok(Spanned {
+                    token: Token::Text(value),
+                    start,
+                    end: self.position,
+                });
             }
             value.push(c);
         }
-        Err(error_at(self.source, start, self.source.len(), "this string is never closed"))
+        Err(error_at(
+            self.source,
+            start,
+            self.source.len(),
+            "this string is never closed",
+        ))
     }
 }
 
@@ -189,9 +217,20 @@ fn error_at(source: &str, start: usize, end: usize, message: &str) -> ParseError
         .collect();
     let prefix = if line_start_chars > 0 { "…" } else { "" };
     let caret_offset = column - 1 - line_start_chars + prefix.chars().count();
-    let width = source[start..end.max(start)].chars().count().clamp(1, CONTEXT_CHARS);
-    let excerpt = format!("  {prefix}{shown}\n  {}{}", " ".repeat(caret_offset), "^".repeat(width));
-    ParseError { column, message: message.to_owned(), excerpt }
+    let width = source[start..end.max(start)]
+        .chars()
+        .count()
+        .clamp(1, CONTEXT_CHARS);
+    let excerpt = format!(
+        "  {prefix}{shown}\n  {}{}",
+        " ".repeat(caret_offset),
+        "^".repeat(width)
+    );
+    ParseError {
+        column,
+        message: message.to_owned(),
+        excerpt,
+    }
 }
 
 struct Parser<'a> {
@@ -213,7 +252,12 @@ pub(super) fn parse(source: &str) -> Result<Expr, ParseError> {
         });
     }
     let tokens = Lexer::tokens(source)?;
-    let mut parser = Parser { source, tokens, index: 0, depth: 0 };
+    let mut parser = Parser {
+        source,
+        tokens,
+        index: 0,
+        depth: 0,
+    };
     if parser.peek() == &Token::End {
         return Err(parser.error_here("the target is empty; write 'true' to target every agent"));
     }
@@ -291,7 +335,11 @@ impl Parser<'_> {
         while self.eat_keyword("or") {
             operands.push(self.and_expression()?);
         }
-        Ok(if operands.len() == 1 { operands.remove(0) } else { Expr::Or(operands) })
+        Ok(if operands.len() == 1 {
+            operands.remove(0)
+        } else {
+            Expr::Or(operands)
+        })
     }
 
     fn and_expression(&mut self) -> Result<Expr, ParseError> {
@@ -299,7 +347,11 @@ impl Parser<'_> {
         while self.eat_keyword("and") {
             operands.push(self.not_expression()?);
         }
-        Ok(if operands.len() == 1 { operands.remove(0) } else { Expr::And(operands) })
+        Ok(if operands.len() == 1 {
+            operands.remove(0)
+        } else {
+            Expr::And(operands)
+        })
     }
 
     fn not_expression(&mut self) -> Result<Expr, ParseError> {
@@ -340,7 +392,8 @@ impl Parser<'_> {
                 Ok(Expr::Constant(false))
             }
             Token::Identifier(word)
-                if (word.eq_ignore_ascii_case("found") || word.eq_ignore_ascii_case("notfound"))
+                if (word.eq_ignore_ascii_case("found")
+                    || word.eq_ignore_ascii_case("notfound"))
                     && self.peek_at(1) == &Token::OpenParen =>
             {
                 self.advance();
@@ -354,12 +407,19 @@ impl Parser<'_> {
                     self.error_over(&argument, "an action id is 64 hexadecimal characters")
                 })?;
                 self.expect(Token::CloseParen, "')' after the action id")?;
-                Ok(if found { Expr::Found(id) } else { Expr::NotFound(id) })
+                Ok(if found {
+                    Expr::Found(id)
+                } else {
+                    Expr::NotFound(id)
+                })
             }
             Token::Identifier(_) => {
                 let attribute = self.attribute()?;
                 let predicate = self.predicate()?;
-                Ok(Expr::Compare { attribute, predicate })
+                Ok(Expr::Compare {
+                    attribute,
+                    predicate,
+                })
             }
             Token::End => Err(self.error_here("the target ends where an expression was expected")),
             _ => Err(self.error_here("expected an attribute, NOT, '(', true, false or found(...)")),
@@ -412,9 +472,10 @@ impl Parser<'_> {
             "status" => Ok(Attribute::Status),
             "queueloc" => Ok(Attribute::QueueLoc),
             "addresses" => Ok(Attribute::Env(EnvKey::Addresses)),
-            _ if KEYWORDS.contains(&name.as_str()) => {
-                Err(self.error_over(&name_span, &format!("expected an attribute before '{word}'")))
-            }
+            _ if KEYWORDS.contains(&name.as_str()) => Err(self.error_over(
+                &name_span,
+                &format!("expected an attribute before '{word}'"),
+            )),
             _ => Err(self.unknown_name(&name_span, "attribute", &name, ATTRIBUTE_NAMES)),
         }
     }
@@ -435,7 +496,9 @@ impl Parser<'_> {
             (Token::Dot, Token::Identifier(key)) => key.clone(),
             (Token::JsonText, Token::Text(key)) => key.clone(),
             (Token::JsonPathText, Token::Text(path)) => {
-                let inner = path.strip_prefix('{').and_then(|rest| rest.strip_suffix('}'));
+                let inner = path
+                    .strip_prefix('{')
+                    .and_then(|rest| rest.strip_suffix('}'));
                 match inner {
                     Some(key) if !key.is_empty() && !key.contains(',') => key.to_owned(),
                     _ => {
@@ -476,7 +539,11 @@ impl Parser<'_> {
             Token::Identifier(word) => {
                 let word = word.to_ascii_lowercase();
                 let negated = word == "not";
-                let keyword_span = if negated { self.advance() } else { operator.clone() };
+                let keyword_span = if negated {
+                    self.advance()
+                } else {
+                    operator.clone()
+                };
                 let keyword = match &keyword_span.token {
                     Token::Identifier(word) => word.to_ascii_lowercase(),
                     _ => String::new(),
@@ -531,7 +598,10 @@ impl Parser<'_> {
 
     fn like(&mut self, case_insensitive: bool, negated: bool) -> Result<Predicate, ParseError> {
         let (_, source) = self.text("a pattern")?;
-        Ok(Predicate::Like { pattern: LikePattern::new(source, case_insensitive), negated })
+        Ok(Predicate::Like {
+            pattern: LikePattern::new(source, case_insensitive),
+            negated,
+        })
     }
 
     fn regex(&mut self, case_insensitive: bool, negated: bool) -> Result<Predicate, ParseError> {
@@ -544,19 +614,31 @@ impl Parser<'_> {
             .map_err(|error| {
                 let reason = match error {
                     regex::Error::CompiledTooBig(_) => {
-                        format!("this regular expression compiles to more than {MAX_REGEX_BYTES} bytes")
+                        format!(
+                            "this regular expression compiles to more than {MAX_REGEX_BYTES} bytes"
+                        )
                     }
                     other => format!("invalid regular expression: {other}"),
                 };
                 self.error_over(&span, &reason.replace('\n', " "))
             })?;
-        Ok(Predicate::Matches { regex: TargetRegex { source, case_insensitive, regex }, negated })
+        Ok(Predicate::Matches {
+            regex: TargetRegex {
+                source,
+                case_insensitive,
+                regex,
+            },
+            negated,
+        })
     }
 
     fn within(&mut self, negated: bool) -> Result<Predicate, ParseError> {
         let (span, text) = self.text("a network like '10.0.0.0/8'")?;
         let network = parse_network(&text).ok_or_else(|| {
-            self.error_over(&span, "expected an IP network like '10.0.0.0/8' or 'fd00::/8'")
+            self.error_over(
+                &span,
+                "expected an IP network like '10.0.0.0/8' or 'fd00::/8'",
+            )
         })?;
         Ok(Predicate::Within { network, negated })
     }
@@ -622,6 +704,10 @@ impl LikePattern {
                 })
                 .collect();
         }
-        Self { source, case_insensitive, tokens }
+        Self {
+            source,
+            case_insensitive,
+            tokens,
+        }
     }
 }

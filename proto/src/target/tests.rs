@@ -25,13 +25,19 @@ fn web_server() -> AgentAttributes {
             isproxied: false,
             proxy: None,
         },
-        tags: BTreeMap::from([("operator".into(), "opsec".into()), ("team name".into(), "red".into())]),
+        tags: BTreeMap::from([
+            ("operator".into(), "opsec".into()),
+            ("team name".into(), "red".into()),
+        ]),
     }
 }
 
 fn selects(target: &str, agent: &AgentAttributes) -> bool {
     let target = Target::parse(target).unwrap_or_else(|error| panic!("{target}: {error}"));
-    target.matches(&AgentContext { attributes: agent, history: &NoHistory })
+    target.matches(&AgentContext {
+        attributes: agent,
+        history: &NoHistory,
+    })
 }
 
 #[test]
@@ -102,7 +108,10 @@ fn found_and_notfound_use_the_agents_history() {
     let hit = ActionId([1; 32]);
     let miss = ActionId([2; 32]);
     let history = BTreeMap::from([(hit, true), (miss, false)]);
-    let context = AgentContext { attributes: &agent, history: &history };
+    let context = AgentContext {
+        attributes: &agent,
+        history: &history,
+    };
     let check = |text: String| Target::parse(&text).unwrap().matches(&context);
     assert!(check(format!("found('{hit}')")));
     assert!(!check(format!("found('{miss}')")));
@@ -132,12 +141,23 @@ fn like_semantics() {
 fn errors_name_the_column_and_show_a_caret() {
     let error = Target::parse("agents.os = ").unwrap_err();
     assert_eq!(error.column, 13);
-    assert_eq!(error.to_string(), "column 13: expected a value here\n  agents.os = \n              ^");
+    assert_eq!(
+        error.to_string(),
+        "column 13: expected a value here\n  agents.os = \n              ^"
+    );
 
     let error = Target::parse("os = 'linux' AND nmae = 'x'").unwrap_err();
     assert_eq!(error.column, 18);
-    assert!(error.message.contains("did you mean 'name'"), "{}", error.message);
-    assert!(error.excerpt.ends_with("                  ^^^^"), "{}", error.excerpt);
+    assert!(
+        error.message.contains("did you mean 'name'"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.excerpt.ends_with("                  ^^^^"),
+        "{}",
+        error.excerpt
+    );
 
     let cases = [
         ("os = \"linux\"", 6, "single quotes"),
@@ -150,7 +170,11 @@ fn errors_name_the_column_and_show_a_caret() {
         ("env.addresses WITHIN 'nope'", 22, "IP network"),
         ("env.idnet = 'x'", 5, "did you mean 'ident'"),
         ("found('abc')", 7, "64 hexadecimal"),
-        ("id IN (SELECT agentid FROM commands)", 8, "found('<action id>')"),
+        (
+            "id IN (SELECT agentid FROM commands)",
+            8,
+            "found('<action id>')",
+        ),
         ("", 1, "empty"),
         ("os = 'a' os = 'b'", 10, "expected AND, OR"),
         ("os = 'x' AND", 13, "ends where"),
@@ -171,22 +195,59 @@ fn columns_count_characters_not_bytes() {
 #[test]
 fn limits_hold() {
     let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
-    assert!(Target::parse(&deep).unwrap_err().message.contains("limit"), "length first");
-    let deep = format!("{}true{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
-    assert!(Target::parse(&deep).unwrap_err().message.contains("nested deeper"));
+    assert!(
+        Target::parse(&deep).unwrap_err().message.contains("limit"),
+        "length first"
+    );
+    let deep = format!(
+        "{}true{}",
+        "(".repeat(MAX_DEPTH + 1),
+        ")".repeat(MAX_DEPTH + 1)
+    );
+    assert!(
+        Target::parse(&deep)
+            .unwrap_err()
+            .message
+            .contains("nested deeper")
+    );
     let nots = format!("{}true", "NOT ".repeat(MAX_DEPTH + 1));
-    assert!(Target::parse(&nots).unwrap_err().message.contains("nested deeper"));
-    assert!(Target::parse(&format!("{}true{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH))).is_ok());
+    assert!(
+        Target::parse(&nots)
+            .unwrap_err()
+            .message
+            .contains("nested deeper")
+    );
+    assert!(
+        Target::parse(&format!(
+            "{}true{}",
+            "(".repeat(MAX_DEPTH),
+            ")".repeat(MAX_DEPTH)
+        ))
+        .is_ok()
+    );
     let huge_regex = "name ~ '(a{1000}){1000}'";
-    assert!(Target::parse(huge_regex).unwrap_err().message.contains("compiles to more than"));
+    assert!(
+        Target::parse(huge_regex)
+            .unwrap_err()
+            .message
+            .contains("compiles to more than")
+    );
     let long_chain = vec!["os = 'linux'"; 500].join(" AND ");
-    assert!(selects(&long_chain, &web_server()), "long flat chains are not deep");
+    assert!(
+        selects(&long_chain, &web_server()),
+        "long flat chains are not deep"
+    );
 }
 
 #[test]
 fn printing_is_canonical() {
-    let target = Target::parse("agents.OS='linux' and (NAME like '%x%' or tags#>>'{a b}' = 'it''s')").unwrap();
-    assert_eq!(target.to_string(), "os = 'linux' AND (name LIKE '%x%' OR tags->>'a b' = 'it''s')");
+    let target =
+        Target::parse("agents.OS='linux' and (NAME like '%x%' or tags#>>'{a b}' = 'it''s')")
+            .unwrap();
+    assert_eq!(
+        target.to_string(),
+        "os = 'linux' AND (name LIKE '%x%' OR tags->>'a b' = 'it''s')"
+    );
 }
 
 fn attribute_strategy() -> impl Strategy<Value = Attribute> {
@@ -210,14 +271,24 @@ fn predicate_strategy() -> impl Strategy<Value = Predicate> {
         ".*".prop_map(Predicate::Equals),
         ".*".prop_map(Predicate::NotEquals),
         (".*", any::<bool>(), any::<bool>()).prop_map(|(source, insensitive, negated)| {
-            Predicate::Like { pattern: LikePattern::new(source, insensitive), negated }
+            Predicate::Like {
+                pattern: LikePattern::new(source, insensitive),
+                negated,
+            }
         }),
         (prop::collection::vec(".*", 1..4), any::<bool>())
             .prop_map(|(values, negated)| Predicate::In { values, negated }),
         (regexes, any::<bool>(), any::<bool>()).prop_map(|(source, insensitive, negated)| {
-            let regex = regex::RegexBuilder::new(source).case_insensitive(insensitive).build().unwrap();
+            let regex = regex::RegexBuilder::new(source)
+                .case_insensitive(insensitive)
+                .build()
+                .unwrap();
             Predicate::Matches {
-                regex: TargetRegex { source: source.into(), case_insensitive: insensitive, regex },
+                regex: TargetRegex {
+                    source: source.into(),
+                    case_insensitive: insensitive,
+                    regex,
+                },
                 negated,
             }
         }),
@@ -232,8 +303,12 @@ fn predicate_strategy() -> impl Strategy<Value = Predicate> {
 fn expr_strategy() -> impl Strategy<Value = Expr> {
     let leaf = prop_oneof![
         any::<bool>().prop_map(Expr::Constant),
-        (attribute_strategy(), predicate_strategy())
-            .prop_map(|(attribute, predicate)| Expr::Compare { attribute, predicate }),
+        (attribute_strategy(), predicate_strategy()).prop_map(|(attribute, predicate)| {
+            Expr::Compare {
+                attribute,
+                predicate,
+            }
+        }),
         any::<[u8; 32]>().prop_map(|bytes| Expr::Found(ActionId(bytes))),
         any::<[u8; 32]>().prop_map(|bytes| Expr::NotFound(ActionId(bytes))),
     ];
