@@ -2,6 +2,8 @@
 //! co-sign, verify; and each way verification fails, with its own message
 //! and a non-zero exit.
 
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,6 +3,8 @@
 //! here; if the change is deliberate, bump the domain prefix's version and
 //! regenerate with `MIG_REGENERATE_GOLDEN=1 cargo test -p mig-proto --test golden`.
 
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
+
 use ed25519_dalek::SigningKey;
 use mig_proto::action::ACTION_DOMAIN;
 use mig_proto::{Action, Fingerprint, SignedAction};

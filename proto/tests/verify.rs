@@ -1,6 +1,8 @@
 //! Verification: every way an action can be refused has its own error, and
 //! the verdict says which signers verified and what weight each module got.
 
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
+
 use ed25519_dalek::SigningKey;
 use mig_proto::action::ACTION_DOMAIN;
 use mig_proto::verify::SignerStatus;

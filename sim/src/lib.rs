@@ -1,1 +1,3 @@
-//! x
+//! The fleet simulator (`mig-sim`): many real nodes in one process.
+//!
+//! Not built yet: the simulator issue fills this crate in.
