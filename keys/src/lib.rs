@@ -2,6 +2,9 @@
 //! loaded with their permissions checked), public key and ACL files, and
 //! signing actions. The `mig-keys` binary is a thin layer over this.
 
+// Unit tests panic on purpose when a step fails.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod files;
 pub mod keyfile;
 pub mod signing;

@@ -4,6 +4,8 @@
 //! was verified and refused, 2 anything else went wrong (bad arguments,
 //! unreadable files, wrong passphrase).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
