@@ -9,7 +9,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -240,12 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn now() -> anyhow::Result<Timestamp> {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the clock is before 1970")?;
-    Ok(Timestamp::from_unix_seconds(i64::try_from(
-        seconds.as_secs(),
-    )?)?)
+    Ok(Timestamp::from_system_time(SystemTime::now()))
 }
 
 fn read_passphrase_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {

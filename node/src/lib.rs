@@ -1,6 +1,12 @@
-//! The agent daemon and the relay role: the libp2p mesh, the action
-//! journal, the module runtime and the modules.
-//!
-//! Not built yet: the module and mesh issues fill this crate in. It exists
-//! now so that the workspace layout and the dependency direction
-//! (`proto` <- `keys` <- `node`) are fixed from the start.
+//! The agent: the module runtime that runs an action's operations, the
+//! modules themselves, the agent's embedded store and its view of its own
+//! host. The libp2p mesh and the relay role build on this.
+
+// Unit tests panic on purpose when a step fails.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod host;
+pub mod modules;
+pub mod priority;
+pub mod runtime;
+pub mod store;

@@ -33,6 +33,18 @@ pub enum TimeError {
 }
 
 impl Timestamp {
+    pub const UNIX_EPOCH: Timestamp = Timestamp(0);
+
+    /// Converts a `SystemTime` (which the caller read), saturating at the
+    /// representable range. Reading the clock stays the caller's business.
+    pub fn from_system_time(time: std::time::SystemTime) -> Self {
+        let seconds = match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+        };
+        Self(seconds.clamp(MIN_UNIX_SECONDS, MAX_UNIX_SECONDS))
+    }
+
     /// The timestamp `seconds` after the Unix epoch, if RFC 3339 can write it.
     pub fn from_unix_seconds(seconds: i64) -> Result<Self, TimeError> {
         if (MIN_UNIX_SECONDS..=MAX_UNIX_SECONDS).contains(&seconds) {

@@ -1,0 +1,460 @@
+//! Walking the search paths once for all searches, applying the cheap
+//! checks (name first, then size, mode and mtime from one `stat`), and
+//! handing files that need reading to the worker pool.
+//!
+//! ```text
+//!  walker thread ──(bounded channel of jobs)──▶ rayon pool: read once, hash, scan
+//!       │ cheap checks, pruning                      │
+//!       └──────────────▶ Findings (mutex) ◀──────────┘
+//! ```
+//!
+//! Directory links are never followed (no loops); file links are, inside
+//! the root prefix. FIFOs, sockets and devices are never opened. `/proc`,
+//! `/sys` and `/dev` are skipped unless a search path is inside them.
+
+use std::ffi::OsStr;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc::sync_channel;
+
+use rayon::iter::{ParallelBridge, ParallelIterator};
+
+use super::inspect;
+use super::{Findings, Plan, Test, lock};
+use crate::modules::{ModuleContext, ModuleError, logical_under_root, under_root};
+
+/// Directories skipped unless a search path is inside them.
+const SPECIAL_DIRECTORIES: [&str; 3] = ["proc", "sys", "dev"];
+/// Jobs waiting for a worker; bounds memory however large the tree.
+const JOB_QUEUE: usize = 1024;
+/// Symbolic links followed in a row before giving up.
+const MAX_LINK_HOPS: usize = 40;
+
+/// A search path: a literal directory prefix and glob components after it.
+#[derive(Debug, Clone)]
+pub(crate) struct RootPattern {
+    literal: Vec<String>,
+    globs: Vec<glob::Pattern>,
+    special: bool,
+}
+
+enum Relation {
+    Outside,
+    /// On the way to the search path: keep descending.
+    Ancestor,
+    /// Inside the search path, this many levels below it.
+    Inside(usize),
+}
+
+impl RootPattern {
+    pub(crate) fn parse(path: &str) -> Result<Self, String> {
+        if !path.starts_with('/') {
+            return Err(format!("path '{path}' is not absolute"));
+        }
+        let mut literal = Vec::new();
+        let mut globs = Vec::new();
+        for component in Path::new(path).components() {
+            match component {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(name) => {
+                    let name = name.to_string_lossy().into_owned();
+                    let is_glob = name.contains(['*', '?', '[']);
+                    if is_glob || !globs.is_empty() {
+                        globs.push(
+                            glob::Pattern::new(&name)
+                                .map_err(|error| format!("path '{path}': {error}"))?,
+                        );
+                    } else {
+                        literal.push(name);
+                    }
+                }
+                Component::ParentDir | Component::Prefix(_) => {
+                    return Err(format!("path '{path}' may not contain '..'"));
+                }
+            }
+        }
+        let special = literal
+            .first()
+            .is_some_and(|first| SPECIAL_DIRECTORIES.contains(&first.as_str()));
+        Ok(Self {
+            literal,
+            globs,
+            special,
+        })
+    }
+
+    /// The directory to start walking from, as seen from the root.
+    fn start(&self) -> PathBuf {
+        let mut path = PathBuf::from("/");
+        path.extend(&self.literal);
+        path
+    }
+
+    fn relation(&self, components: &[&OsStr]) -> Relation {
+        let total = self.literal.len() + self.globs.len();
+        for (index, component) in components.iter().enumerate().take(total) {
+            let matches = match self.literal.get(index) {
+                Some(literal) => component.as_encoded_bytes() == literal.as_bytes(),
+                None => component
+                    .to_str()
+                    .is_some_and(|name| self.globs[index - self.literal.len()].matches(name)),
+            };
+            if !matches {
+                return Relation::Outside;
+            }
+        }
+        if components.len() < total {
+            return Relation::Ancestor;
+        }
+        // Inside a special directory only searches that name it apply.
+        if !self.special
+            && components.first().is_some_and(|first| {
+                SPECIAL_DIRECTORIES
+                    .iter()
+                    .any(|special| first.as_encoded_bytes() == special.as_bytes())
+            })
+        {
+            return Relation::Outside;
+        }
+        Relation::Inside(components.len() - total)
+    }
+}
+
+/// One search's view of one file, as checks are applied.
+#[derive(Debug, Clone)]
+pub(crate) struct FileState {
+    pub(crate) search: usize,
+    pub(crate) hits: Vec<bool>,
+    /// False once a `matchall` search has failed a check.
+    pub(crate) alive: bool,
+}
+
+/// A file that needs reading.
+pub(crate) struct Job {
+    pub(crate) logical: String,
+    pub(crate) open_path: PathBuf,
+    pub(crate) states: Vec<FileState>,
+}
+
+fn components_of(logical: &Path) -> Vec<&OsStr> {
+    logical
+        .components()
+        .filter_map(|component| match component {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Resolves a link chain inside the root prefix: absolute targets are
+/// taken relative to the root, not to the host.
+pub(crate) fn resolve_link(root: &Path, link: &Path) -> std::io::Result<(PathBuf, Metadata)> {
+    let mut current = link.to_path_buf();
+    for _ in 0..MAX_LINK_HOPS {
+        let metadata = std::fs::symlink_metadata(&current)?;
+        if !metadata.file_type().is_symlink() {
+            return Ok((current, metadata));
+        }
+        let target = std::fs::read_link(&current)?;
+        current = if target.is_absolute() {
+            under_root(root, &target)
+        } else {
+            current.parent().unwrap_or(Path::new("/")).join(target)
+        };
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// Walks every search path and evaluates every file once.
+pub(crate) fn sweep(
+    plan: &Plan,
+    context: &ModuleContext,
+    findings: &Mutex<Findings>,
+) -> Result<(), ModuleError> {
+    let (jobs, queue) = sync_channel::<Job>(JOB_QUEUE);
+    let walker_result = std::thread::scope(|scope| {
+        let walker = std::thread::Builder::new()
+            .name("mig-file-walk".into())
+            .spawn_scoped(scope, move || {
+                let _ = crate::priority::lower_current_thread();
+                let mut walker = Walker {
+                    plan,
+                    context,
+                    findings,
+                    jobs,
+                    visited: 0,
+                };
+                walker.walk_all()
+            })
+            .map_err(|error| ModuleError::Failed(format!("cannot start the walker: {error}")))?;
+        context.pool.install(|| {
+            queue.into_iter().par_bridge().for_each(|job| {
+                if context.cancellation.check().is_ok() {
+                    inspect::inspect(plan, context, findings, job);
+                }
+            });
+        });
+        walker
+            .join()
+            .unwrap_or_else(|_| Err(ModuleError::Failed("the walker panicked".into())))
+    });
+    walker_result?;
+    context.cancellation.check()
+}
+
+struct Walker<'a> {
+    plan: &'a Plan,
+    context: &'a ModuleContext,
+    findings: &'a Mutex<Findings>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    visited: u64,
+}
+
+impl Walker<'_> {
+    fn walk_all(&mut self) -> Result<(), ModuleError> {
+        let mut starts: Vec<PathBuf> = self
+            .plan
+            .searches
+            .iter()
+            .flat_map(|search| search.roots.iter().map(RootPattern::start))
+            .collect();
+        starts.sort();
+        starts.dedup();
+        // A start inside another start is walked as part of it.
+        let outermost: Vec<PathBuf> = starts
+            .iter()
+            .filter(|start| {
+                !starts
+                    .iter()
+                    .any(|other| other != *start && start.starts_with(other))
+            })
+            .cloned()
+            .collect();
+        for start in outermost {
+            self.walk_start(&start)?;
+            if lock(self.findings).all_stopped() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn walk_start(&mut self, logical_start: &Path) -> Result<(), ModuleError> {
+        let host_start = under_root(&self.context.root, logical_start);
+        let metadata = match std::fs::symlink_metadata(&host_start) {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                lock(self.findings).error(format!("ERROR: {}: {error}", logical_start.display()));
+                return Ok(());
+            }
+        };
+        if metadata.file_type().is_symlink() {
+            match resolve_link(&self.context.root, &host_start) {
+                Ok((target, target_metadata)) if target_metadata.is_file() => {
+                    self.consider_file(logical_start, &target, Some(target_metadata));
+                }
+                Ok((target, _)) => lock(self.findings).error(format!(
+                    "warning: {} is a link to {} and was not followed",
+                    logical_start.display(),
+                    logical_under_root(&self.context.root, &target).display()
+                )),
+                Err(error) => {
+                    let mut findings = lock(self.findings);
+                    findings.open_failed += 1;
+                    findings.error(format!("ERROR: {}: {error}", logical_start.display()));
+                }
+            }
+            return Ok(());
+        }
+        if metadata.is_file() {
+            self.consider_file(logical_start, &host_start, Some(metadata));
+            return Ok(());
+        }
+        if !metadata.is_dir() {
+            return Ok(());
+        }
+        let mut entries = walkdir::WalkDir::new(&host_start)
+            .follow_links(false)
+            .into_iter();
+        while let Some(entry) = entries.next() {
+            self.visited += 1;
+            if self.visited % 256 == 0 {
+                self.context.cancellation.check()?;
+                if lock(self.findings).all_stopped() {
+                    return Ok(());
+                }
+            }
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    let place = error
+                        .path()
+                        .map(|path| logical_under_root(&self.context.root, path));
+                    let mut findings = lock(self.findings);
+                    findings.open_failed += 1;
+                    let reason = error
+                        .io_error()
+                        .map_or_else(|| error.to_string(), ToString::to_string);
+                    match place {
+                        Some(path) => {
+                            findings.error(format!("ERROR: {}: {reason}", path.display()))
+                        }
+                        None => findings.error(format!("ERROR: {reason}")),
+                    }
+                    continue;
+                }
+            };
+            let logical = logical_under_root(&self.context.root, entry.path());
+            let file_type = entry.file_type();
+            if file_type.is_dir() {
+                if !self.worth_entering(&logical) {
+                    entries.skip_current_dir();
+                }
+            } else if file_type.is_file() {
+                self.consider_file(&logical, entry.path(), None);
+            } else if file_type.is_symlink() {
+                if self.active_searches(&logical).is_empty() {
+                    continue;
+                }
+                // Links to files are evaluated under the link's name; links
+                // to directories are not followed.
+                match resolve_link(&self.context.root, entry.path()) {
+                    Ok((target, target_metadata)) if target_metadata.is_file() => {
+                        self.consider_file(&logical, &target, Some(target_metadata));
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        let mut findings = lock(self.findings);
+                        findings.open_failed += 1;
+                        findings.error(format!("ERROR: {}: {error}", logical.display()));
+                    }
+                }
+            }
+            // FIFOs, sockets and devices are never opened.
+        }
+        Ok(())
+    }
+
+    /// Whether any search could still apply inside this directory.
+    fn worth_entering(&self, logical: &Path) -> bool {
+        let components = components_of(logical);
+        let findings = lock(self.findings);
+        self.plan
+            .searches
+            .iter()
+            .enumerate()
+            .any(|(index, search)| {
+                !findings.is_stopped(index)
+                    && search
+                        .roots
+                        .iter()
+                        .any(|root| match root.relation(&components) {
+                            Relation::Ancestor => true,
+                            Relation::Inside(depth) => depth < search.maxdepth,
+                            Relation::Outside => false,
+                        })
+            })
+    }
+
+    fn active_searches(&self, logical: &Path) -> Vec<usize> {
+        let components = components_of(logical);
+        let findings = lock(self.findings);
+        self.plan
+            .searches
+            .iter()
+            .enumerate()
+            .filter(|(index, search)| {
+                !findings.is_stopped(*index)
+                    && search.roots.iter().any(|root| {
+                        matches!(root.relation(&components), Relation::Inside(depth) if depth <= search.maxdepth)
+                    })
+            })
+            .map(|(index, _)| index)
+            .collect()
+    }
+
+    /// Applies the cheap checks to a file, then records it or queues it.
+    fn consider_file(
+        &mut self,
+        logical: &Path,
+        open_path: &Path,
+        known_metadata: Option<Metadata>,
+    ) {
+        let active = self.active_searches(logical);
+        if active.is_empty() {
+            return;
+        }
+        lock(self.findings).files_count += 1;
+        let name = logical.file_name().unwrap_or_default().to_string_lossy();
+        let needs_metadata = active
+            .iter()
+            .any(|index| self.plan.searches[*index].needs_metadata());
+        let metadata = match known_metadata {
+            Some(metadata) => Some(metadata),
+            None if needs_metadata => match std::fs::metadata(open_path) {
+                Ok(metadata) => Some(metadata),
+                Err(error) => {
+                    let mut findings = lock(self.findings);
+                    findings.open_failed += 1;
+                    findings.error(format!("ERROR: {}: {error}", logical.display()));
+                    return;
+                }
+            },
+            None => None,
+        };
+        let logical_text = logical.display().to_string();
+        let mut states = Vec::with_capacity(active.len());
+        let mut needs_reading = false;
+        for index in active {
+            let search = &self.plan.searches[index];
+            let mut state = FileState {
+                search: index,
+                hits: vec![false; search.checks.len()],
+                alive: true,
+            };
+            for check_index in &search.metadata_checks {
+                let check = &search.checks[*check_index];
+                let matched = match (&check.test, &metadata) {
+                    (Test::Name(regex), _) => regex.is_match(&name),
+                    (Test::Size { min, max }, Some(metadata)) => {
+                        (*min..=*max).contains(&metadata.len())
+                    }
+                    (Test::Mode(regex), Some(metadata)) => {
+                        regex.is_match(&super::go_mode_string(metadata.mode()))
+                    }
+                    (Test::Mtime { after, before }, Some(metadata)) => metadata
+                        .modified()
+                        .is_ok_and(|modified| modified > *after && modified < *before),
+                    _ => false,
+                };
+                let hit = check.hit(matched);
+                state.hits[*check_index] = hit;
+                if !hit && search.matchall {
+                    state.alive = false;
+                    break;
+                }
+            }
+            if state.alive && search.needs_reading() {
+                needs_reading = true;
+            }
+            states.push(state);
+        }
+        if needs_reading {
+            let job = Job {
+                logical: logical_text,
+                open_path: open_path.to_path_buf(),
+                states,
+            };
+            // The receiver lives until the walker is done, so this only
+            // fails if the pool stopped early; then the file is dropped.
+            let _ = self.jobs.send(job);
+        } else {
+            let mut findings = lock(self.findings);
+            for state in &states {
+                findings.record(self.plan, state, &logical_text, open_path);
+            }
+        }
+    }
+}
