@@ -11,6 +11,7 @@ pub mod file;
 pub mod netstat;
 pub mod pkg;
 pub mod process;
+mod procfs;
 pub mod sshkey;
 
 use std::path::{Path, PathBuf};
@@ -139,7 +140,14 @@ pub trait Module: Send + Sync {
 
 /// Every registered module. A module that is not finished is not listed.
 pub fn registry() -> &'static [&'static dyn Module] {
-    &[&file::FileModule]
+    &[
+        &agentinfo::AgentInfo,
+        &file::FileModule,
+        &netstat::Netstat,
+        &pkg::Pkg,
+        &process::Process,
+        &sshkey::SshKey,
+    ]
 }
 
 /// The module an operation names (legacy names included).
