@@ -56,6 +56,7 @@ pub enum RuntimeError {
 
 /// The module runtime of one agent.
 pub struct Runtime {
+    modules: &'static [&'static dyn modules::Module],
     root: PathBuf,
     store: Option<Arc<Store>>,
     attributes: Arc<AgentAttributes>,
@@ -90,6 +91,7 @@ impl Runtime {
             .build()
             .map_err(|error| RuntimeError::Pool(error.to_string()))?;
         Ok(Self {
+            modules: modules::registry(),
             root: config.root,
             store,
             attributes: Arc::new(attributes),
@@ -97,6 +99,21 @@ impl Runtime {
             slots: Arc::new(Semaphore::new(config.max_concurrent_actions.max(1))),
             started: SystemTime::now(),
         })
+    }
+
+    /// Replaces the module registry (tests use modules that misbehave on
+    /// purpose).
+    pub fn with_modules(mut self, modules: &'static [&'static dyn modules::Module]) -> Self {
+        self.modules = modules;
+        self
+    }
+
+    fn module(&self, name: &str) -> Option<&'static dyn modules::Module> {
+        let canonical = mig_proto::modules::canonical_module_name(name);
+        self.modules
+            .iter()
+            .copied()
+            .find(|module| module.name() == canonical)
     }
 
     pub fn attributes(&self) -> &AgentAttributes {
@@ -154,12 +171,16 @@ impl Runtime {
                 );
                 continue;
             }
-            let outcome = match modules::lookup(&operation.module) {
-                None => Outcome::Failed(format!(
-                    "unknown module '{}'; this agent has: {}",
-                    operation.module,
-                    modules::names().join(", ")
-                )),
+            let outcome = match self.module(&operation.module) {
+                None => {
+                    let known: Vec<&str> =
+                        self.modules.iter().map(|module| module.name()).collect();
+                    Outcome::Failed(format!(
+                        "unknown module '{}'; this agent has: {}",
+                        operation.module,
+                        known.join(", ")
+                    ))
+                }
                 Some(module) => {
                     let expiry = Duration::from_secs(
                         u64::try_from(remaining)
@@ -300,4 +321,181 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// The current time at the protocol's resolution.
 pub fn now_timestamp() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use mig_proto::{AgentStatus, ModuleResult, Operation};
+    use serde_json::json;
+
+    use super::*;
+    use crate::modules::Module;
+
+    /// Answers at once.
+    struct Quick;
+    /// Never finishes on its own; stops when told, and says it did.
+    struct Slow;
+    /// Panics.
+    struct Crashing;
+
+    static SLOW_STOPPED: AtomicBool = AtomicBool::new(false);
+
+    impl Module for Quick {
+        fn name(&self) -> &'static str {
+            "quick"
+        }
+        fn run(
+            &self,
+            _: &serde_json::Value,
+            _: &ModuleContext,
+        ) -> Result<ModuleResult, ModuleError> {
+            Ok(ModuleResult {
+                foundanything: true,
+                success: true,
+                ..ModuleResult::default()
+            })
+        }
+        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    impl Module for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_millis(300)
+        }
+        fn run(
+            &self,
+            _: &serde_json::Value,
+            context: &ModuleContext,
+        ) -> Result<ModuleResult, ModuleError> {
+            loop {
+                if let Err(error) = context.cancellation.check() {
+                    SLOW_STOPPED.store(true, Ordering::SeqCst);
+                    return Err(error);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    impl Module for Crashing {
+        fn name(&self) -> &'static str {
+            "crashing"
+        }
+        fn run(
+            &self,
+            _: &serde_json::Value,
+            _: &ModuleContext,
+        ) -> Result<ModuleResult, ModuleError> {
+            panic!("deliberate test panic")
+        }
+        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    static TEST_MODULES: [&dyn Module; 3] = [&Quick, &Slow, &Crashing];
+
+    fn runtime() -> Runtime {
+        Runtime::new(RuntimeConfig::default(), AgentAttributes::default(), None)
+            .unwrap()
+            .with_modules(&TEST_MODULES)
+    }
+
+    fn action(modules: &[&str], seconds_left: i64) -> Action {
+        Action {
+            name: "test".into(),
+            description: Default::default(),
+            target: "true".into(),
+            threat: Default::default(),
+            operations: modules
+                .iter()
+                .map(|module| Operation {
+                    module: (*module).into(),
+                    parameters: json!({}),
+                })
+                .collect(),
+            syntaxversion: 2,
+            validfrom: Some(now_timestamp().plus_seconds(-60)),
+            expireafter: Some(now_timestamp().plus_seconds(seconds_left)),
+            nonce: None,
+            reply_to: None,
+            signatures: Vec::new(),
+        }
+    }
+
+    async fn run(modules: &[&str], seconds_left: i64, cancel: CancellationToken) -> AgentResult {
+        runtime()
+            .run_action(ActionId([0; 32]), &action(modules, seconds_left), cancel)
+            .await
+    }
+
+    #[tokio::test]
+    async fn successful_operations() {
+        let result = run(&["quick", "quick"], 60, CancellationToken::new()).await;
+        assert_eq!(result.status, AgentStatus::Success);
+        assert_eq!(result.operations.len(), 2);
+        assert!(result.found_anything());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_module_fails_its_operation_only() {
+        let result = run(&["crashing", "quick"], 60, CancellationToken::new()).await;
+        assert_eq!(result.status, AgentStatus::Failed);
+        assert!(result.operations[0].errors[0].contains("deliberate test panic"));
+        assert!(
+            result.operations[1].success,
+            "the next operation still runs"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_module_timeout_stops_it() {
+        SLOW_STOPPED.store(false, Ordering::SeqCst);
+        let result = run(&["slow"], 60, CancellationToken::new()).await;
+        assert_eq!(result.status, AgentStatus::Timeout);
+        for _ in 0..100 {
+            if SLOW_STOPPED.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the module thread did not stop");
+    }
+
+    #[tokio::test]
+    async fn cancelling_stops_the_action_and_skips_the_rest() {
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            trigger.cancel();
+        });
+        let result = runtime()
+            .run_action(ActionId([0; 32]), &action(&["slow", "quick"], 60), cancel)
+            .await;
+        assert_eq!(result.status, AgentStatus::Cancelled);
+        assert_eq!(
+            result.operations[1].errors,
+            ["not run: the action was cancelled"]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_modules_and_expired_actions() {
+        let result = run(&["memory"], 60, CancellationToken::new()).await;
+        assert_eq!(result.status, AgentStatus::Failed);
+        assert!(result.operations[0].errors[0].contains("unknown module 'memory'"));
+        let result = run(&["quick"], -1, CancellationToken::new()).await;
+        assert_eq!(result.status, AgentStatus::Expired);
+    }
 }

@@ -637,3 +637,49 @@ fn the_printer_writes_mig_lines() {
         lines[1].starts_with("Statistics: 2 files checked, 0 failed to open, 0 matched, ran in ")
     );
 }
+
+/// The seed example, exactly as it is: its hashes are of real 2014
+/// backdoors, which no test can recreate, so the planted file's digest is
+/// placed in the agent's hash cache (as a previous sweep would have left
+/// it). The search then reports the file under both the link and the
+/// original path, and nothing else.
+#[test]
+fn the_seed_example_as_it_is_finds_a_planted_backdoor() {
+    let example = include_str!("../../../../docs/examples/linux-backdoor-2014.json");
+    let action = mig_proto::Action::from_json(example).unwrap();
+    assert_eq!(action.operations[0].module, "filechecker");
+    let dir = tree();
+    let root = dir.path();
+    write(root, "/tmp/.x/kworker", b"stand-in for the backdoor binary");
+    symlink("/tmp/.x/kworker", root.join("usr/bin/kworker")).unwrap();
+    let planted = root.join("tmp/.x/kworker");
+    let listed = "fc48883e129225dc8fc9e340a495fbd834c97f5ff7fa70ab6089ec216a465328";
+    let data = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(data.path()).unwrap());
+    let key = cache_key(&fs::metadata(&planted).unwrap(), false);
+    store
+        .cache_hashes(
+            key,
+            Digests(vec![(HashKind::Sha256, hex::decode(listed).unwrap())]).encode(),
+        )
+        .unwrap();
+    store.flush_hashes().unwrap();
+
+    let result = FileModule
+        .run(
+            &action.operations[0].parameters,
+            &context(root, Some(store)),
+        )
+        .unwrap();
+    assert_eq!(
+        files(&result, "backdoors"),
+        ["/tmp/.x/kworker", "/usr/bin/kworker"]
+    );
+    let hit = result.elements["backdoors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["file"] == "/tmp/.x/kworker")
+        .unwrap();
+    assert_eq!(hit["search"]["sha256"], json!([listed]));
+}
