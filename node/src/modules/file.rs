@@ -431,7 +431,15 @@ fn compile_search(
             Test::Content(inspect::ContentRegex::new(source)?),
         );
     }
-    let hash_lists: [(&'static str, FilterType, &Vec<String>, &[(usize, HashKind)]); 7] = [
+    /// A parameter list, its filter type, its values, and the algorithm
+    /// each hex length means.
+    type HashList<'a> = (
+        &'static str,
+        FilterType,
+        &'a Vec<String>,
+        &'static [(usize, HashKind)],
+    );
+    let hash_lists: [HashList<'_>; 7] = [
         (
             "md5",
             FilterType::Md5,

@@ -294,7 +294,7 @@ mod tests {
             "/proc/4242/status",
             b"Name:\tnc\nPPid:\t1\nUid:\t1000\t1000\t1000\t1000\n",
         );
-        write(root, "/proc/4242/cmdline", b"nc\0203.0.113.9\04444\0");
+        write(root, "/proc/4242/cmdline", b"nc\x00203.0.113.9\x004444\x00");
         write(root, "/bin/nc", b"not really netcat");
         symlink(root.join("bin/nc"), root.join("proc/4242/exe")).unwrap();
         fs::create_dir_all(root.join("proc/4242/fd")).unwrap();

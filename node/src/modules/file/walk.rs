@@ -280,7 +280,7 @@ impl Walker<'_> {
             .into_iter();
         while let Some(entry) = entries.next() {
             self.visited += 1;
-            if self.visited % 256 == 0 {
+            if self.visited.is_multiple_of(256) {
                 self.context.cancellation.check()?;
                 if lock(self.findings).all_stopped() {
                     return Ok(());
