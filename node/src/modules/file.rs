@@ -47,6 +47,7 @@ mod walk;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use mig_proto::ModuleResult;
@@ -248,9 +249,16 @@ pub(crate) struct Search {
     hash_kinds: Vec<HashKind>,
     /// Hash check indices by algorithm and digest.
     hash_index: HashMap<HashKind, HashMap<Vec<u8>, Vec<usize>>>,
+    /// Set once the search reaches its match limit; read on every
+    /// directory entry, so outside the findings' lock.
+    stopped: AtomicBool,
 }
 
 impl Search {
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
     fn needs_metadata(&self) -> bool {
         self.checks.iter().any(|check| {
             matches!(
@@ -561,6 +569,7 @@ fn compile_search(
         content_checks,
         hash_kinds,
         hash_index,
+        stopped: AtomicBool::new(false),
         echo: parameters,
     })
 }
@@ -574,7 +583,6 @@ pub(crate) struct Findings {
     /// Per search: with matchall, the matching files; else per check.
     matched: Vec<Vec<usize>>,
     check_hits: Vec<Vec<Vec<usize>>>,
-    stopped: Vec<bool>,
     pub(crate) files_count: u64,
     pub(crate) open_failed: u64,
     errors: Vec<String>,
@@ -596,7 +604,6 @@ impl Findings {
                 .iter()
                 .map(|search| vec![Vec::new(); search.checks.len()])
                 .collect(),
-            stopped: vec![false; plan.searches.len()],
             max_errors: plan.max_errors,
             ..Self::default()
         }
@@ -623,15 +630,6 @@ impl Findings {
         self.files.len() - 1
     }
 
-    /// Whether every search has hit its match limit.
-    pub(crate) fn all_stopped(&self) -> bool {
-        self.stopped.iter().all(|stopped| *stopped)
-    }
-
-    pub(crate) fn is_stopped(&self, search: usize) -> bool {
-        self.stopped[search]
-    }
-
     /// Records the verdict of one search on one file.
     pub(crate) fn record(
         &mut self,
@@ -641,7 +639,7 @@ impl Findings {
         open_path: &Path,
     ) {
         let search = &plan.searches[state.search];
-        if self.stopped[state.search] {
+        if search.is_stopped() {
             return;
         }
         let matched_checks: Vec<usize> = if search.matchall {
@@ -672,12 +670,19 @@ impl Findings {
             }
         }
         if !known && self.files.len() as u64 >= search.matchlimit {
-            self.stopped[state.search] = true;
+            search.stopped.store(true, Ordering::Relaxed);
             self.error(format!(
                 "search '{}' reached its matchlimit of {} files; results are truncated",
                 search.label, search.matchlimit
             ));
         }
+    }
+}
+
+impl Plan {
+    /// Whether every search has reached its match limit.
+    pub(crate) fn all_stopped(&self) -> bool {
+        self.searches.iter().all(Search::is_stopped)
     }
 }
 

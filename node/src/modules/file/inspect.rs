@@ -3,7 +3,7 @@
 //! cache so an unchanged file is not read again.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Mutex;
@@ -16,6 +16,11 @@ use crate::modules::ModuleContext;
 
 /// Bytes read per call.
 const CHUNK: usize = 256 * 1024;
+
+thread_local! {
+    /// One read buffer per worker thread, reused for every file.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHUNK]);
+}
 /// A "line" longer than this is cut there (binary files can go megabytes
 /// without a newline).
 const MAX_LINE: usize = 1 << 20;
@@ -356,26 +361,38 @@ fn read_file(
     needed: &[HashKind],
     scans: &mut [ContentScan],
 ) -> Result<Digests, String> {
-    let (file, metadata) = open_regular(path).map_err(|error| error.to_string())?;
     let mut known = Digests::default();
-    let mut reader: Box<dyn Read> = Box::new(file);
+    // A file whose digests are all cached is answered from one `stat`,
+    // without being opened. (Gzip files may be read decompressed, so they
+    // are opened to look at their first bytes.)
+    if scans.is_empty()
+        && !plan.decompress
+        && let Some(store) = &context.store
+    {
+        let metadata = std::fs::metadata(path).map_err(|error| error.to_string())?;
+        if metadata.is_file()
+            && let Ok(Some(bytes)) = store.cached_hashes(&cache_key(&metadata, false))
+            && let Some(cached) = Digests::decode(&bytes)
+        {
+            if needed.iter().all(|kind| cached.get(*kind).is_some()) {
+                return Ok(cached);
+            }
+            known = cached;
+        }
+    }
+    let (mut file, metadata) = open_regular(path).map_err(|error| error.to_string())?;
     let mut decompressed = false;
     if plan.decompress {
         let mut magic = [0u8; 2];
-        let (file, _) = open_regular(path).map_err(|error| error.to_string())?;
-        let peeked = file
-            .take(2)
-            .read(&mut magic)
+        let peeked = read_up_to(&mut file, &mut magic).map_err(|error| error.to_string())?;
+        file.seek(SeekFrom::Start(0))
             .map_err(|error| error.to_string())?;
-        if peeked == 2 && magic == [0x1f, 0x8b] {
-            let (file, _) = open_regular(path).map_err(|error| error.to_string())?;
-            reader = Box::new(flate2::read::MultiGzDecoder::new(file).take(MAX_DECOMPRESSED + 1));
-            decompressed = true;
-        }
+        decompressed = peeked == 2 && magic == [0x1f, 0x8b];
     }
     let key = cache_key(&metadata, decompressed);
-    if let Some(store) = &context.store
+    if known.0.is_empty()
         && !needed.is_empty()
+        && let Some(store) = &context.store
         && let Ok(Some(bytes)) = store.cached_hashes(&key)
         && let Some(cached) = Digests::decode(&bytes)
     {
@@ -389,44 +406,50 @@ fn read_file(
     if hashers.is_empty() && scans.is_empty() {
         return Ok(known);
     }
+    let mut reader: Box<dyn Read> = if decompressed {
+        Box::new(flate2::read::MultiGzDecoder::new(file).take(MAX_DECOMPRESSED + 1))
+    } else {
+        Box::new(file)
+    };
 
-    let mut buffer = vec![0u8; CHUNK];
-    let mut carried: Vec<u8> = Vec::new();
-    let mut total: u64 = 0;
-    loop {
-        context
-            .cancellation
-            .check()
-            .map_err(|error| error.to_string())?;
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error.to_string()),
-        };
-        total += read as u64;
-        if decompressed && total > MAX_DECOMPRESSED {
-            return Err(format!(
-                "decompressed contents exceed {MAX_DECOMPRESSED} bytes; stopped"
-            ));
+    READ_BUFFER.with_borrow_mut(|buffer| -> Result<(), String> {
+        let mut carried: Vec<u8> = Vec::new();
+        let mut total: u64 = 0;
+        loop {
+            context
+                .cancellation
+                .check()
+                .map_err(|error| error.to_string())?;
+            let read = match reader.read(buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error.to_string()),
+            };
+            total += read as u64;
+            if decompressed && total > MAX_DECOMPRESSED {
+                return Err(format!(
+                    "decompressed contents exceed {MAX_DECOMPRESSED} bytes; stopped"
+                ));
+            }
+            let chunk = &buffer[..read];
+            for (_, hasher) in &mut hashers {
+                hasher.update(chunk);
+            }
+            if scans.iter().any(|scan| !scan.done()) {
+                feed_lines(plan, scans, &mut carried, chunk);
+            }
+            if hashers.is_empty() && scans.iter().all(ContentScan::done) {
+                break;
+            }
         }
-        let chunk = &buffer[..read];
-        for (_, hasher) in &mut hashers {
-            hasher.update(chunk);
+        if !carried.is_empty() {
+            for scan in scans.iter_mut() {
+                scan.feed(plan, scan.search, &carried);
+            }
         }
-        let scanning = scans.iter().any(|scan| !scan.done());
-        if scanning {
-            feed_lines(plan, scans, &mut carried, chunk);
-        }
-        if hashers.is_empty() && !scans.iter().any(|scan| !scan.done()) {
-            break;
-        }
-    }
-    if !carried.is_empty() {
-        for scan in scans.iter_mut() {
-            scan.feed(plan, scan.search, &carried);
-        }
-    }
+        Ok(())
+    })?;
     let computed = !hashers.is_empty();
     for (kind, hasher) in hashers {
         known.0.push((kind, hasher.finalize().to_vec()));
@@ -435,6 +458,20 @@ fn read_file(
         let _ = store.cache_hashes(key, known.encode());
     }
     Ok(known)
+}
+
+/// Reads until `buffer` is full or the file ends.
+fn read_up_to(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
 }
 
 /// Feeds complete lines to the scans, carrying a partial last line over.

@@ -234,7 +234,7 @@ impl Walker<'_> {
             .collect();
         for start in outermost {
             self.walk_start(&start)?;
-            if lock(self.findings).all_stopped() {
+            if self.plan.all_stopped() {
                 break;
             }
         }
@@ -282,7 +282,7 @@ impl Walker<'_> {
             self.visited += 1;
             if self.visited.is_multiple_of(256) {
                 self.context.cancellation.check()?;
-                if lock(self.findings).all_stopped() {
+                if self.plan.all_stopped() {
                     return Ok(());
                 }
             }
@@ -309,13 +309,13 @@ impl Walker<'_> {
             let logical = logical_under_root(&self.context.root, entry.path());
             let file_type = entry.file_type();
             if file_type.is_dir() {
-                if !self.worth_entering(&logical) {
+                if !self.worth_entering(&components_of(&logical)) {
                     entries.skip_current_dir();
                 }
             } else if file_type.is_file() {
                 self.consider_file(&logical, entry.path(), None);
             } else if file_type.is_symlink() {
-                if self.active_searches(&logical).is_empty() {
+                if self.active_searches(&components_of(&logical)).is_empty() {
                     continue;
                 }
                 // Links to files are evaluated under the link's name; links
@@ -338,37 +338,29 @@ impl Walker<'_> {
     }
 
     /// Whether any search could still apply inside this directory.
-    fn worth_entering(&self, logical: &Path) -> bool {
-        let components = components_of(logical);
-        let findings = lock(self.findings);
-        self.plan
-            .searches
-            .iter()
-            .enumerate()
-            .any(|(index, search)| {
-                !findings.is_stopped(index)
-                    && search
-                        .roots
-                        .iter()
-                        .any(|root| match root.relation(&components) {
-                            Relation::Ancestor => true,
-                            Relation::Inside(depth) => depth < search.maxdepth,
-                            Relation::Outside => false,
-                        })
-            })
+    fn worth_entering(&self, components: &[&OsStr]) -> bool {
+        self.plan.searches.iter().any(|search| {
+            !search.is_stopped()
+                && search
+                    .roots
+                    .iter()
+                    .any(|root| match root.relation(components) {
+                        Relation::Ancestor => true,
+                        Relation::Inside(depth) => depth < search.maxdepth,
+                        Relation::Outside => false,
+                    })
+        })
     }
 
-    fn active_searches(&self, logical: &Path) -> Vec<usize> {
-        let components = components_of(logical);
-        let findings = lock(self.findings);
+    fn active_searches(&self, components: &[&OsStr]) -> Vec<usize> {
         self.plan
             .searches
             .iter()
             .enumerate()
-            .filter(|(index, search)| {
-                !findings.is_stopped(*index)
+            .filter(|(_, search)| {
+                !search.is_stopped()
                     && search.roots.iter().any(|root| {
-                        matches!(root.relation(&components), Relation::Inside(depth) if depth <= search.maxdepth)
+                        matches!(root.relation(components), Relation::Inside(depth) if depth <= search.maxdepth)
                     })
             })
             .map(|(index, _)| index)
@@ -382,7 +374,7 @@ impl Walker<'_> {
         open_path: &Path,
         known_metadata: Option<Metadata>,
     ) {
-        let active = self.active_searches(logical);
+        let active = self.active_searches(&components_of(logical));
         if active.is_empty() {
             return;
         }
