@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
 /// File digests by (device, inode, size, mtime, ctime, decompressed): a
 /// file whose identity and times are unchanged has unchanged contents for
@@ -28,6 +28,21 @@ pub enum StoreError {
 
 fn operation<E: std::fmt::Display>(error: E) -> StoreError {
     StoreError::Operation(error.to_string())
+}
+
+/// A read-only view of the hash cache.
+pub struct HashReader {
+    table: ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl HashReader {
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.table
+            .get(key)
+            .ok()
+            .flatten()
+            .map(|value| value.value().to_vec())
+    }
 }
 
 /// The agent's store.
@@ -58,6 +73,15 @@ impl Store {
         })
     }
 
+    /// A view of the hash cache as of now, for many lookups (one sweep):
+    /// cheaper than a transaction per lookup.
+    pub fn hash_reader(&self) -> Result<HashReader, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        Ok(HashReader {
+            table: transaction.open_table(FILE_HASHES).map_err(operation)?,
+        })
+    }
+
     /// The cached digests for a file key, if any.
     pub fn cached_hashes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let transaction = self.database.begin_read().map_err(operation)?;
@@ -81,17 +105,25 @@ impl Store {
         self.write_hashes(batch)
     }
 
-    /// Writes whatever is queued.
+    /// Writes whatever is queued, durably.
     pub fn flush_hashes(&self) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut *self.pending_hashes.lock().map_err(operation)?);
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.write_hashes(batch)
+        self.write_hashes_with(batch, Durability::Immediate)
     }
 
+    /// Batches in the middle of a sweep skip the fsync: the cache is only a
+    /// cache, and the sweep's final flush makes everything durable.
     fn write_hashes(&self, batch: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
-        let transaction = self.database.begin_write().map_err(operation)?;
+        self.write_hashes_with(batch, Durability::None)
+    }
+
+    fn write_hashes_with(
+        &self,
+        batch: Vec<(Vec<u8>, Vec<u8>)>,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.database.begin_write().map_err(operation)?;
+        transaction.set_durability(durability).map_err(operation)?;
         {
             let mut table = transaction.open_table(FILE_HASHES).map_err(operation)?;
             for (key, value) in &batch {

@@ -13,6 +13,7 @@ use digest::DynDigest;
 use super::walk::{FileState, Job};
 use super::{Findings, Plan, Test, lock};
 use crate::modules::ModuleContext;
+use crate::store::HashReader;
 
 /// Bytes read per call.
 const CHUNK: usize = 256 * 1024;
@@ -273,6 +274,7 @@ fn open_regular(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
 pub(crate) fn inspect(
     plan: &Plan,
     context: &ModuleContext,
+    cache: Option<&HashReader>,
     findings: &Mutex<Findings>,
     mut job: Job,
 ) {
@@ -301,7 +303,7 @@ pub(crate) fn inspect(
         }
     }
     if !needed.is_empty() || !scans.is_empty() {
-        match read_file(plan, context, &job.open_path, &needed, &mut scans) {
+        match read_file(plan, context, cache, &job.open_path, &needed, &mut scans) {
             Ok(digests) => {
                 for scan in &scans {
                     scan.finish(plan, &mut job.states[scan.state_index]);
@@ -357,6 +359,7 @@ fn apply_hashes(plan: &Plan, state: &mut FileState, digests: &Digests) {
 fn read_file(
     plan: &Plan,
     context: &ModuleContext,
+    cache: Option<&HashReader>,
     path: &Path,
     needed: &[HashKind],
     scans: &mut [ContentScan],
@@ -367,11 +370,11 @@ fn read_file(
     // are opened to look at their first bytes.)
     if scans.is_empty()
         && !plan.decompress
-        && let Some(store) = &context.store
+        && let Some(cache) = cache
     {
         let metadata = std::fs::metadata(path).map_err(|error| error.to_string())?;
         if metadata.is_file()
-            && let Ok(Some(bytes)) = store.cached_hashes(&cache_key(&metadata, false))
+            && let Some(bytes) = cache.get(&cache_key(&metadata, false))
             && let Some(cached) = Digests::decode(&bytes)
         {
             if needed.iter().all(|kind| cached.get(*kind).is_some()) {
@@ -392,8 +395,8 @@ fn read_file(
     let key = cache_key(&metadata, decompressed);
     if known.0.is_empty()
         && !needed.is_empty()
-        && let Some(store) = &context.store
-        && let Ok(Some(bytes)) = store.cached_hashes(&key)
+        && let Some(cache) = cache
+        && let Some(bytes) = cache.get(&key)
         && let Some(cached) = Digests::decode(&bytes)
     {
         known = cached;

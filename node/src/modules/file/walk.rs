@@ -12,7 +12,7 @@
 //! the root prefix. FIFOs, sockets and devices are never opened. `/proc`,
 //! `/sys` and `/dev` are skipped unless a search path is inside them.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -27,8 +27,11 @@ use crate::modules::{ModuleContext, ModuleError, logical_under_root, under_root}
 
 /// Directories skipped unless a search path is inside them.
 const SPECIAL_DIRECTORIES: [&str; 3] = ["proc", "sys", "dev"];
-/// Jobs waiting for a worker; bounds memory however large the tree.
-const JOB_QUEUE: usize = 1024;
+/// Batches of jobs waiting for a worker; bounds memory however large the
+/// tree. Jobs travel in batches so that a thread wake-up is paid per batch,
+/// not per file.
+const JOB_QUEUE: usize = 32;
+const JOB_BATCH: usize = 64;
 /// Symbolic links followed in a row before giving up.
 const MAX_LINK_HOPS: usize = 40;
 
@@ -92,9 +95,10 @@ impl RootPattern {
         path
     }
 
-    fn relation(&self, components: &[&OsStr]) -> Relation {
+    fn relation(&self, components: PathView<'_>) -> Relation {
         let total = self.literal.len() + self.globs.len();
-        for (index, component) in components.iter().enumerate().take(total) {
+        for index in 0..components.len().min(total) {
+            let component = components.get(index);
             let matches = match self.literal.get(index) {
                 Some(literal) => component.as_encoded_bytes() == literal.as_bytes(),
                 None => component
@@ -110,11 +114,10 @@ impl RootPattern {
         }
         // Inside a special directory only searches that name it apply.
         if !self.special
-            && components.first().is_some_and(|first| {
-                SPECIAL_DIRECTORIES
-                    .iter()
-                    .any(|special| first.as_encoded_bytes() == special.as_bytes())
-            })
+            && components.len() > 0
+            && SPECIAL_DIRECTORIES
+                .iter()
+                .any(|special| components.get(0).as_encoded_bytes() == special.as_bytes())
         {
             return Relation::Outside;
         }
@@ -136,6 +139,52 @@ pub(crate) struct Job {
     pub(crate) logical: String,
     pub(crate) open_path: PathBuf,
     pub(crate) states: Vec<FileState>,
+}
+
+/// A path as seen from the root, as its directory names plus a last name,
+/// without building or parsing a path string.
+#[derive(Clone, Copy)]
+struct PathView<'a> {
+    parents: &'a [OsString],
+    last: Option<&'a OsStr>,
+}
+
+impl<'a> PathView<'a> {
+    fn len(&self) -> usize {
+        self.parents.len() + usize::from(self.last.is_some())
+    }
+
+    fn get(&self, index: usize) -> &'a OsStr {
+        match self.parents.get(index) {
+            Some(name) => name.as_os_str(),
+            None => self.last.unwrap_or_default(),
+        }
+    }
+
+    fn name(&self) -> Option<&'a OsStr> {
+        self.last
+            .or_else(|| self.parents.last().map(OsString::as_os_str))
+    }
+
+    /// The path as seen from the root, as text.
+    fn logical(&self) -> String {
+        let mut text = String::new();
+        for index in 0..self.len() {
+            text.push('/');
+            text.push_str(&self.get(index).to_string_lossy());
+        }
+        if text.is_empty() {
+            text.push('/');
+        }
+        text
+    }
+}
+
+fn owned_components(logical: &Path) -> Vec<OsString> {
+    components_of(logical)
+        .into_iter()
+        .map(OsStr::to_os_string)
+        .collect()
 }
 
 fn components_of(logical: &Path) -> Vec<&OsStr> {
@@ -173,7 +222,11 @@ pub(crate) fn sweep(
     context: &ModuleContext,
     findings: &Mutex<Findings>,
 ) -> Result<(), ModuleError> {
-    let (jobs, queue) = sync_channel::<Job>(JOB_QUEUE);
+    let (jobs, queue) = sync_channel::<Vec<Job>>(JOB_QUEUE);
+    let cache = context
+        .store
+        .as_ref()
+        .and_then(|store| store.hash_reader().ok());
     let walker_result = std::thread::scope(|scope| {
         let walker = std::thread::Builder::new()
             .name("mig-file-walk".into())
@@ -184,15 +237,23 @@ pub(crate) fn sweep(
                     context,
                     findings,
                     jobs,
+                    batch: Vec::new(),
                     visited: 0,
+                    files_count: 0,
                 };
-                walker.walk_all()
+                let walked = walker.walk_all();
+                walker.send_batch();
+                lock(findings).files_count += walker.files_count;
+                walked
             })
             .map_err(|error| ModuleError::Failed(format!("cannot start the walker: {error}")))?;
         context.pool.install(|| {
-            queue.into_iter().par_bridge().for_each(|job| {
-                if context.cancellation.check().is_ok() {
-                    inspect::inspect(plan, context, findings, job);
+            queue.into_iter().par_bridge().for_each(|batch| {
+                for job in batch {
+                    if context.cancellation.check().is_err() {
+                        return;
+                    }
+                    inspect::inspect(plan, context, cache.as_ref(), findings, job);
                 }
             });
         });
@@ -208,11 +269,21 @@ struct Walker<'a> {
     plan: &'a Plan,
     context: &'a ModuleContext,
     findings: &'a Mutex<Findings>,
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    jobs: std::sync::mpsc::SyncSender<Vec<Job>>,
+    batch: Vec<Job>,
     visited: u64,
+    files_count: u64,
 }
 
 impl Walker<'_> {
+    fn send_batch(&mut self) {
+        if !self.batch.is_empty() {
+            // The receiver lives until the walker is done, so this only
+            // fails if the pool stopped early; then the files are dropped.
+            let _ = self.jobs.send(std::mem::take(&mut self.batch));
+        }
+    }
+
     fn walk_all(&mut self) -> Result<(), ModuleError> {
         let mut starts: Vec<PathBuf> = self
             .plan
@@ -253,7 +324,15 @@ impl Walker<'_> {
         if metadata.file_type().is_symlink() {
             match resolve_link(&self.context.root, &host_start) {
                 Ok((target, target_metadata)) if target_metadata.is_file() => {
-                    self.consider_file(logical_start, &target, Some(target_metadata));
+                    let parents = owned_components(logical_start);
+                    self.consider_file(
+                        PathView {
+                            parents: &parents,
+                            last: None,
+                        },
+                        &target,
+                        Some(target_metadata),
+                    );
                 }
                 Ok((target, _)) => lock(self.findings).error(format!(
                     "warning: {} is a link to {} and was not followed",
@@ -269,14 +348,27 @@ impl Walker<'_> {
             return Ok(());
         }
         if metadata.is_file() {
-            self.consider_file(logical_start, &host_start, Some(metadata));
+            let parents = owned_components(logical_start);
+            self.consider_file(
+                PathView {
+                    parents: &parents,
+                    last: None,
+                },
+                &host_start,
+                Some(metadata),
+            );
             return Ok(());
         }
         if !metadata.is_dir() {
             return Ok(());
         }
+        // The names of the directories above the current entry, kept by
+        // depth instead of re-parsing each entry's path.
+        let mut parents = owned_components(logical_start);
+        let start_depth = parents.len();
         let mut entries = walkdir::WalkDir::new(&host_start)
             .follow_links(false)
+            .min_depth(1)
             .into_iter();
         while let Some(entry) = entries.next() {
             self.visited += 1;
@@ -306,29 +398,35 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            let logical = logical_under_root(&self.context.root, entry.path());
+            parents.truncate(start_depth + entry.depth() - 1);
+            let view = PathView {
+                parents: &parents,
+                last: Some(entry.file_name()),
+            };
             let file_type = entry.file_type();
             if file_type.is_dir() {
-                if !self.worth_entering(&components_of(&logical)) {
+                if self.worth_entering(view) {
+                    parents.push(entry.file_name().to_os_string());
+                } else {
                     entries.skip_current_dir();
                 }
             } else if file_type.is_file() {
-                self.consider_file(&logical, entry.path(), None);
+                self.consider_file(view, entry.path(), None);
             } else if file_type.is_symlink() {
-                if self.active_searches(&components_of(&logical)).is_empty() {
+                if self.active_searches(view).is_empty() {
                     continue;
                 }
                 // Links to files are evaluated under the link's name; links
                 // to directories are not followed.
                 match resolve_link(&self.context.root, entry.path()) {
                     Ok((target, target_metadata)) if target_metadata.is_file() => {
-                        self.consider_file(&logical, &target, Some(target_metadata));
+                        self.consider_file(view, &target, Some(target_metadata));
                     }
                     Ok(_) => {}
                     Err(error) => {
                         let mut findings = lock(self.findings);
                         findings.open_failed += 1;
-                        findings.error(format!("ERROR: {}: {error}", logical.display()));
+                        findings.error(format!("ERROR: {}: {error}", view.logical()));
                     }
                 }
             }
@@ -338,7 +436,7 @@ impl Walker<'_> {
     }
 
     /// Whether any search could still apply inside this directory.
-    fn worth_entering(&self, components: &[&OsStr]) -> bool {
+    fn worth_entering(&self, components: PathView<'_>) -> bool {
         self.plan.searches.iter().any(|search| {
             !search.is_stopped()
                 && search
@@ -352,7 +450,7 @@ impl Walker<'_> {
         })
     }
 
-    fn active_searches(&self, components: &[&OsStr]) -> Vec<usize> {
+    fn active_searches(&self, components: PathView<'_>) -> Vec<usize> {
         self.plan
             .searches
             .iter()
@@ -370,16 +468,19 @@ impl Walker<'_> {
     /// Applies the cheap checks to a file, then records it or queues it.
     fn consider_file(
         &mut self,
-        logical: &Path,
+        components: PathView<'_>,
         open_path: &Path,
         known_metadata: Option<Metadata>,
     ) {
-        let active = self.active_searches(&components_of(logical));
+        let active = self.active_searches(components);
         if active.is_empty() {
             return;
         }
-        lock(self.findings).files_count += 1;
-        let name = logical.file_name().unwrap_or_default().to_string_lossy();
+        self.files_count += 1;
+        let name = components
+            .name()
+            .map(|name| name.to_string_lossy())
+            .unwrap_or_default();
         let needs_metadata = active
             .iter()
             .any(|index| self.plan.searches[*index].needs_metadata());
@@ -390,13 +491,12 @@ impl Walker<'_> {
                 Err(error) => {
                     let mut findings = lock(self.findings);
                     findings.open_failed += 1;
-                    findings.error(format!("ERROR: {}: {error}", logical.display()));
+                    findings.error(format!("ERROR: {}: {error}", components.logical()));
                     return;
                 }
             },
             None => None,
         };
-        let logical_text = logical.display().to_string();
         let mut states = Vec::with_capacity(active.len());
         let mut needs_reading = false;
         for index in active {
@@ -434,18 +534,20 @@ impl Walker<'_> {
             states.push(state);
         }
         if needs_reading {
-            let job = Job {
-                logical: logical_text,
+            let logical = components.logical();
+            self.batch.push(Job {
+                logical,
                 open_path: open_path.to_path_buf(),
                 states,
-            };
-            // The receiver lives until the walker is done, so this only
-            // fails if the pool stopped early; then the file is dropped.
-            let _ = self.jobs.send(job);
-        } else {
+            });
+            if self.batch.len() >= JOB_BATCH {
+                self.send_batch();
+            }
+        } else if states.iter().any(|state| state.hits.iter().any(|hit| *hit)) {
+            let logical = components.logical();
             let mut findings = lock(self.findings);
             for state in &states {
-                findings.record(self.plan, state, &logical_text, open_path);
+                findings.record(self.plan, state, &logical, open_path);
             }
         }
     }
