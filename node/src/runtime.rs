@@ -491,6 +491,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn actions_beyond_the_limit_wait_their_turn() {
+        let config = RuntimeConfig {
+            max_concurrent_actions: 1,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Arc::new(
+            Runtime::new(config, AgentAttributes::default(), None)
+                .unwrap()
+                .with_modules(&TEST_MODULES),
+        );
+        let first_cancel = CancellationToken::new();
+        let first = {
+            let runtime = runtime.clone();
+            let cancel = first_cancel.clone();
+            tokio::spawn(async move {
+                runtime
+                    .run_action(ActionId([1; 32]), &action(&["slow"], 60), cancel)
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The slot is taken: the second action has not finished after a
+        // while, although its module answers at once.
+        let second = {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                runtime
+                    .run_action(
+                        ActionId([2; 32]),
+                        &action(&["quick"], 60),
+                        CancellationToken::new(),
+                    )
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !second.is_finished(),
+            "the second action waits for the slot"
+        );
+        first_cancel.cancel();
+        assert_eq!(first.await.unwrap().status, AgentStatus::Cancelled);
+        assert_eq!(second.await.unwrap().status, AgentStatus::Success);
+    }
+
+    #[tokio::test]
     async fn unknown_modules_and_expired_actions() {
         let result = run(&["memory"], 60, CancellationToken::new()).await;
         assert_eq!(result.status, AgentStatus::Failed);
