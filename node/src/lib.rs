@@ -5,8 +5,12 @@
 // Unit tests panic on purpose when a step fails.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod config;
 pub mod host;
+pub mod identity;
+pub mod mesh;
 pub mod modules;
 pub mod priority;
 pub mod runtime;
+pub mod status;
 pub mod store;

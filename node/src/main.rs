@@ -1,10 +1,15 @@
-//! `mig-node`: the agent. Today it has one command, `run`, which runs an
-//! action on this host through the module runtime and prints the result
-//! (MIG's `mig-agent -i`); the mesh roles follow.
+//! `mig-node`: the agent and the relay.
 //!
-//! Exit codes: 0 the action ran and every operation succeeded; 1 the
-//! action was refused, or an operation failed or timed out; 2 anything
-//! else (bad arguments, unreadable files).
+//! * `mig-node` with no arguments runs an agent with the configuration
+//!   built into the binary (`MIG_NODE_CONFIG=agent.toml cargo build`);
+//! * `mig-node agent|relay [--config FILE] [flags]` runs a node;
+//! * `mig-node status --data-dir DIR` asks a running node how it is;
+//! * `mig-node run ACTION.json` runs an action on this host only (MIG's
+//!   `mig-agent -i`).
+//!
+//! Exit codes for `run`: 0 the action ran and every operation succeeded;
+//! 1 the action was refused, or an operation failed or timed out; 2
+//! anything else (bad arguments, unreadable files, bad configuration).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +19,11 @@ use std::time::SystemTime;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use mig_keys::{load_acl, load_action, load_trust_store};
+use std::time::Duration;
+
+use mig_node::config::{ConfigFile, NodeConfig};
 use mig_node::host::detect_attributes;
+use mig_node::mesh::{self, MeshEvent, Role};
 use mig_node::modules;
 use mig_node::runtime::{Runtime, RuntimeConfig};
 use mig_node::store::Store;
@@ -25,10 +34,78 @@ use mig_proto::{
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "mig-node", version, about = "The MIG mesh agent")]
+#[command(name = "mig-node", version, about = "The MIG mesh agent and relay")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// Every configuration key as a flag; flags override the file.
+#[derive(clap::Args, Clone, Default)]
+struct NodeFlags {
+    /// A TOML configuration file (default: the one built into the binary).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A multiaddr to listen on (repeat for several).
+    #[arg(long)]
+    listen: Vec<String>,
+    /// A bootstrap peer's multiaddr with /p2p/<id> (repeat for several).
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// A trusted investigator key: a file, or the `mig-ed25519 ...` line.
+    #[arg(long)]
+    trust: Vec<String>,
+    #[arg(long)]
+    acl: Option<String>,
+    /// A tag, as key=value (repeat for several).
+    #[arg(long = "tag", value_parser = parse_tag)]
+    tags: Vec<(String, String)>,
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// A pre-shared key file: only nodes with the same key can connect.
+    #[arg(long)]
+    psk: Option<PathBuf>,
+    #[arg(long)]
+    max_validity: Option<String>,
+    #[arg(long)]
+    max_concurrent_actions: Option<usize>,
+    /// An address others can dial this node at (relays).
+    #[arg(long)]
+    external_address: Vec<String>,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("'{text}' is not key=value"))
+}
+
+impl NodeFlags {
+    fn config(&self) -> anyhow::Result<NodeConfig> {
+        let base = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::parse(
+                mig_node::config::EMBEDDED,
+                std::path::Path::new("(built in)"),
+            )?,
+        };
+        let flags = ConfigFile {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen.clone(),
+            bootstrap: self.bootstrap.clone(),
+            trust: self.trust.clone(),
+            acl: self.acl.clone(),
+            tags: self.tags.iter().cloned().collect(),
+            root: self.root.clone(),
+            psk: self.psk.clone(),
+            max_validity: self.max_validity.clone(),
+            max_concurrent_actions: self.max_concurrent_actions,
+            external_addresses: self.external_address.clone(),
+        };
+        Ok(NodeConfig::from_file(base.overlay(flags))?)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -45,6 +122,16 @@ enum Show {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run an agent.
+    Agent(NodeFlags),
+    /// Run a relay: a well-known bootstrap peer that bridges segments. It
+    /// prints its dialable address as the first line on standard output.
+    Relay(NodeFlags),
+    /// Print a running node's status (peers, counters, outbox).
+    Status {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Run an action on this host and print the result.
     Run {
         /// The action (JSON).
@@ -86,7 +173,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    match cli.command.unwrap_or(Command::Agent(NodeFlags::default())) {
+        Command::Agent(flags) => run_node(&flags, Role::Agent),
+        Command::Relay(flags) => run_node(&flags, Role::Relay),
+        Command::Status { data_dir } => {
+            let tokio = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let text = tokio
+                .block_on(mig_node::status::query(&data_dir))
+                .with_context(|| format!("no node answers in {}", data_dir.display()))?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Modules => {
             for name in modules::names() {
                 println!("{name}");
@@ -201,4 +300,76 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn run_node(flags: &NodeFlags, role: Role) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIG_LOG")
+                .unwrap_or_else(|_| "info,libp2p=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = flags.config()?;
+    let keypair = mig_node::identity::load_or_create(&config.data_dir)?;
+    let data_dir = config.data_dir.clone();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    tokio.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let (mut node, task) = mesh::start(config, role, keypair, shutdown.clone()).await?;
+        let mut events = std::mem::replace(&mut node.events, tokio::sync::mpsc::channel(1).1);
+        let node = Arc::new(node);
+        let status_shutdown = shutdown.clone();
+        let status_node = node.clone();
+        let status_dir = data_dir.clone();
+        tokio::spawn(async move {
+            if let Err(error) = mig_node::status::serve(status_node, &status_dir, status_shutdown).await {
+                tracing::warn!(%error, "no status socket");
+            }
+        });
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        // The first address goes to standard output, for scripts and people
+        // to paste into bootstrap lists; a non-loopback one if there is one.
+        let mut printed = false;
+        let mut candidates = Vec::new();
+        let mut deadline = None;
+        loop {
+            let wait = deadline.map_or(Duration::from_secs(3600), |until: tokio::time::Instant| until.saturating_duration_since(tokio::time::Instant::now()));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                event = events.recv() => match event {
+                    Some(MeshEvent::Listening(address)) => {
+                        tracing::info!(%address, "listening");
+                        candidates.push(address);
+                        deadline.get_or_insert(tokio::time::Instant::now() + Duration::from_millis(300));
+                    }
+                    Some(MeshEvent::Report(_)) => {}
+                    None => break,
+                },
+                () = tokio::time::sleep(wait), if deadline.is_some() && !printed => {
+                    let best = candidates.iter().find(|address| !address.to_string().starts_with("/ip4/127.")).or(candidates.first());
+                    if let Some(address) = best {
+                        println!("{address}");
+                        use std::io::Write;
+                        let _ = std::io::stdout().flush();
+                    }
+                    printed = true;
+                    deadline = None;
+                }
+            }
+        }
+        shutdown.cancel();
+        let _ = task.await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,13 +7,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// File digests by (device, inode, size, mtime, ctime, decompressed): a
 /// file whose identity and times are unchanged has unchanged contents for
 /// every purpose short of a deliberate timestamp forgery, which needs root
 /// and leaves ctime changed anyway.
 const FILE_HASHES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("file_hashes");
+
+/// Actions seen: id -> (expiry in Unix seconds, big-endian i64). Replays of
+/// an action are refused for as long as it could be valid.
+const ACTIONS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("actions");
+/// Reports waiting to go home: sequence number -> parcel (CBOR).
+const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
 
 /// Entries buffered before they are written in one transaction.
 const WRITE_BATCH: usize = 4096;
@@ -66,11 +72,88 @@ impl Store {
             .map_err(|error| open_error(error.to_string()))?;
         let transaction = database.begin_write().map_err(operation)?;
         transaction.open_table(FILE_HASHES).map_err(operation)?;
+        transaction.open_table(ACTIONS).map_err(operation)?;
+        transaction.open_table(OUTBOX).map_err(operation)?;
         transaction.commit().map_err(operation)?;
         Ok(Self {
             database,
             pending_hashes: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Records an action as seen; false if it was seen before (a replay).
+    pub fn remember_action(&self, id: &[u8], expire_after: i64) -> Result<bool, StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        let new = {
+            let mut table = transaction.open_table(ACTIONS).map_err(operation)?;
+            if table.get(id).map_err(operation)?.is_some() {
+                false
+            } else {
+                table.insert(id, expire_after).map_err(operation)?;
+                true
+            }
+        };
+        transaction.commit().map_err(operation)?;
+        Ok(new)
+    }
+
+    /// Forgets actions that expired before `before` (Unix seconds).
+    pub fn collect_expired_actions(&self, before: i64) -> Result<usize, StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        let removed = {
+            let mut table = transaction.open_table(ACTIONS).map_err(operation)?;
+            table
+                .extract_if(|_, expiry| expiry < before)
+                .map_err(operation)?
+                .count()
+        };
+        transaction.commit().map_err(operation)?;
+        Ok(removed)
+    }
+
+    /// Stores parcels durably; returns their sequence numbers.
+    pub fn outbox_put(&self, parcels: &[Vec<u8>]) -> Result<Vec<u64>, StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        let mut sequences = Vec::with_capacity(parcels.len());
+        {
+            let mut table = transaction.open_table(OUTBOX).map_err(operation)?;
+            let first = table
+                .last()
+                .map_err(operation)?
+                .map_or(0, |(key, _)| key.value() + 1);
+            for (sequence, parcel) in (first..).zip(parcels) {
+                table
+                    .insert(sequence, parcel.as_slice())
+                    .map_err(operation)?;
+                sequences.push(sequence);
+            }
+        }
+        transaction.commit().map_err(operation)?;
+        Ok(sequences)
+    }
+
+    /// Removes delivered parcels.
+    pub fn outbox_remove(&self, sequences: &[u64]) -> Result<(), StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        {
+            let mut table = transaction.open_table(OUTBOX).map_err(operation)?;
+            for sequence in sequences {
+                table.remove(sequence).map_err(operation)?;
+            }
+        }
+        transaction.commit().map_err(operation)
+    }
+
+    /// Everything still waiting in the outbox, oldest first.
+    pub fn outbox_all(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(OUTBOX).map_err(operation)?;
+        let mut all = Vec::new();
+        for entry in table.iter().map_err(operation)? {
+            let (key, value) = entry.map_err(operation)?;
+            all.push((key.value(), value.value().to_vec()));
+        }
+        Ok(all)
     }
 
     /// A view of the hash cache as of now, for many lookups (one sweep):
@@ -139,6 +222,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replays_are_refused_until_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.remember_action(b"a1", 100).unwrap());
+        assert!(!store.remember_action(b"a1", 100).unwrap());
+        assert_eq!(store.collect_expired_actions(50).unwrap(), 0);
+        assert_eq!(store.collect_expired_actions(101).unwrap(), 1);
+        assert!(store.remember_action(b"a1", 100).unwrap());
+    }
+
+    #[test]
+    fn the_outbox_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let sequences = store.outbox_put(&[b"p1".to_vec(), b"p2".to_vec()]).unwrap();
+            store.outbox_remove(&sequences[..1]).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.outbox_all().unwrap(), vec![(1, b"p2".to_vec())]);
+        assert_eq!(store.outbox_put(&[b"p3".to_vec()]).unwrap(), vec![2]);
+    }
 
     #[test]
     fn hashes_survive_reopening() {

@@ -1,0 +1,270 @@
+//! Launching one action and following it to the end.
+//!
+//! ```text
+//! start console node ── listen addresses ──▶ reply_to ──▶ sign ──▶ wait for a peer ──▶ publish
+//!                                                                                    │
+//!   reports (acks, refusals, results; signatures checked) ◀──────────────────────────┘
+//!   until every agent that acked has answered and the mesh has been quiet a moment,
+//!   or the timeout, or the action's expiry
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use mig_keys::SecretKey;
+use mig_node::config::NodeConfig;
+use mig_node::mesh::reports::{Report, ReportBody};
+use mig_node::mesh::{self, MeshEvent, Role};
+use mig_proto::{Action, ActionId, AgentAttributes, AgentResult, ReplyTo, SignedAction, Timestamp};
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long the mesh must stay quiet after the last ack before the console
+/// concludes that every targeted agent has spoken.
+const QUIET_AFTER_LAST_ACK: Duration = Duration::from_millis(1500);
+/// How long to wait for a first peer to publish to.
+const PEER_WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    /// The console's own data directory (its identity lives there).
+    pub data_dir: PathBuf,
+    pub bootstrap: Vec<Multiaddr>,
+    pub listen: Vec<Multiaddr>,
+    pub psk: Option<[u8; 32]>,
+    /// Give up waiting for results after this long.
+    pub timeout: Duration,
+    /// The validity window given to an unsigned action.
+    pub expiry_seconds: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "the action is signed for console {signed_for}, not for this console ({this}); sign it again here"
+    )]
+    SignedForAnotherConsole { signed_for: String, this: String },
+    #[error("the action is not signed: give --key")]
+    NoKey,
+    #[error(
+        "no peer to publish to after {0:?}: is the bootstrap address right and the relay running?"
+    )]
+    NoPeers(Duration),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(error: impl std::fmt::Display) -> LaunchError {
+    LaunchError::Other(error.to_string())
+}
+
+/// What became of the action on one agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentOutcome {
+    pub peer: String,
+    pub attributes: AgentAttributes,
+    pub acked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<AgentResult>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub acked: usize,
+    pub rejected: usize,
+    pub answered: usize,
+    pub found: usize,
+    pub failed: usize,
+    /// Acked but never answered.
+    pub silent: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchOutcome {
+    pub action_id: ActionId,
+    pub action: Action,
+    pub agents: Vec<AgentOutcome>,
+    pub summary: Summary,
+    /// Publish to last report, in milliseconds.
+    pub elapsed_ms: u128,
+}
+
+impl LaunchOutcome {
+    fn summarize(&mut self) {
+        let mut summary = Summary::default();
+        for agent in &self.agents {
+            summary.acked += usize::from(agent.acked);
+            summary.rejected += usize::from(agent.rejected.is_some());
+            if let Some(result) = &agent.result {
+                summary.answered += 1;
+                summary.found += usize::from(result.found_anything());
+                summary.failed += usize::from(result.status != mig_proto::AgentStatus::Success);
+            } else if agent.acked {
+                summary.silent += 1;
+            }
+        }
+        self.summary = summary;
+    }
+}
+
+/// Signs (if needed), publishes and follows `action` to the end.
+pub async fn launch(
+    mut action: Action,
+    key: Option<&SecretKey>,
+    options: LaunchOptions,
+) -> Result<LaunchOutcome, LaunchError> {
+    let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
+    let config = NodeConfig {
+        data_dir: options.data_dir.clone(),
+        listen: options.listen.clone(),
+        bootstrap: options.bootstrap.clone(),
+        trusted: Default::default(),
+        acl: Default::default(),
+        tags: Default::default(),
+        root: "/".into(),
+        psk: options.psk,
+        max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
+        max_concurrent_actions: 1,
+        external_addresses: Vec::new(),
+    };
+    let shutdown = CancellationToken::new();
+    let (mut node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone())
+        .await
+        .map_err(other)?;
+    let this_console = node.peer_id.to_string();
+
+    // Our addresses, for agents that must dial us directly.
+    let mut addresses = Vec::new();
+    let settle = Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(MeshEvent::Listening(address))) =
+        tokio::time::timeout_at(settle, node.events.recv()).await
+    {
+        addresses.push(address.to_string());
+    }
+
+    if action.signatures.is_empty() {
+        let key = key.ok_or(LaunchError::NoKey)?;
+        action.reply_to = Some(ReplyTo {
+            peer_id: this_console.clone(),
+            addresses,
+            seal_key: None,
+        });
+        mig_keys::fill_launch_defaults(
+            &mut action,
+            Timestamp::from_system_time(std::time::SystemTime::now()),
+            options.expiry_seconds,
+        )
+        .map_err(other)?;
+        mig_keys::sign_action(&mut action, key).map_err(other)?;
+    } else {
+        let signed_for = action
+            .reply_to
+            .as_ref()
+            .map(|reply_to| reply_to.peer_id.clone())
+            .unwrap_or_default();
+        if signed_for != this_console {
+            shutdown.cancel();
+            return Err(LaunchError::SignedForAnotherConsole {
+                signed_for,
+                this: this_console,
+            });
+        }
+    }
+    let signed = SignedAction::from_action(&action).map_err(other)?;
+    let action_id = signed.id();
+
+    let waiting_since = Instant::now();
+    while node.subscribed_peers().await == 0 {
+        if waiting_since.elapsed() > PEER_WAIT {
+            shutdown.cancel();
+            return Err(LaunchError::NoPeers(PEER_WAIT));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.publish(signed.to_wire()).await.map_err(other)?;
+    let published = Instant::now();
+
+    let expiry = action.expireafter.map_or(i64::MAX, Timestamp::unix_seconds);
+    let seconds_left = expiry
+        .saturating_sub(Timestamp::from_system_time(std::time::SystemTime::now()).unix_seconds());
+    let give_up = published
+        + options.timeout.min(Duration::from_secs(
+            u64::try_from(seconds_left.max(0)).unwrap_or(0) + 1,
+        ));
+    let mut agents: BTreeMap<String, AgentOutcome> = BTreeMap::new();
+    let mut last_ack = published;
+    let mut last_report = published;
+    loop {
+        let all_answered = agents
+            .values()
+            .all(|agent| !agent.acked || agent.result.is_some());
+        let quiet_until = last_ack + QUIET_AFTER_LAST_ACK;
+        if all_answered && !agents.is_empty() && Instant::now() >= quiet_until {
+            break;
+        }
+        let wake = if all_answered && !agents.is_empty() {
+            quiet_until.min(give_up)
+        } else {
+            give_up
+        };
+        match tokio::time::timeout_at(wake, node.events.recv()).await {
+            Ok(Some(MeshEvent::Report(report))) => {
+                if report.action_id != action_id {
+                    continue;
+                }
+                last_report = Instant::now();
+                record(&mut agents, *report, &mut last_ack);
+            }
+            Ok(Some(MeshEvent::Listening(_))) => {}
+            Ok(None) => break,
+            Err(_) if Instant::now() >= give_up => break,
+            Err(_) => {}
+        }
+    }
+    shutdown.cancel();
+    let _ = task.await;
+    let mut outcome = LaunchOutcome {
+        action_id,
+        action,
+        agents: agents.into_values().collect(),
+        summary: Summary::default(),
+        elapsed_ms: last_report.duration_since(published).as_millis(),
+    };
+    outcome.summarize();
+    Ok(outcome)
+}
+
+/// Deduplicated by agent: a report seen twice (a retried hop) counts once.
+fn record(agents: &mut BTreeMap<String, AgentOutcome>, report: Report, last_ack: &mut Instant) {
+    let entry = agents
+        .entry(report.agent.clone())
+        .or_insert_with(|| AgentOutcome {
+            peer: report.agent.clone(),
+            attributes: report.attributes.clone(),
+            acked: false,
+            rejected: None,
+            result: None,
+        });
+    match report.body {
+        ReportBody::Ack => {
+            if !entry.acked {
+                entry.acked = true;
+                *last_ack = Instant::now();
+            }
+        }
+        ReportBody::Rejected { reason } => {
+            entry.rejected = Some(reason);
+            *last_ack = Instant::now();
+        }
+        ReportBody::Result(result) => {
+            // A result implies the ack, even if the ack was lost.
+            entry.acked = true;
+            entry.result = Some(*result);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! `mig`: the investigator's console. Today: `mig run`, which launches one
+//! action on the mesh and prints every agent's answer.
+//!
+//! Exit codes: 0 every agent that acked answered; 1 some stayed silent or
+//! the action was refused by all; 2 errors (bad arguments, no peers).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use libp2p::Multiaddr;
+use mig_console::launch::{LaunchOptions, launch};
+use mig_keys::{GivenPassphrase, load_action, load_secret_key};
+use mig_proto::time::parse_duration_seconds;
+use zeroize_free::read_passphrase;
+
+mod zeroize_free {
+    //! Reading a passphrase file without keeping copies around.
+    pub fn read_passphrase(path: &std::path::Path) -> std::io::Result<String> {
+        Ok(std::fs::read_to_string(path)?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned())
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "mig", version, about = "The MIG mesh console")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Launch an action on the mesh and collect the agents' answers.
+    Run {
+        /// The action (JSON); signed here unless it already is.
+        action: PathBuf,
+        /// The investigator's secret key.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// A bootstrap peer (multiaddr with /p2p/<id>), repeatable.
+        #[arg(long, required = true)]
+        bootstrap: Vec<Multiaddr>,
+        /// Stop waiting for answers after this long.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: i64,
+        /// The validity window of an unsigned action.
+        #[arg(short = 'e', long, default_value = "300s", value_parser = parse_duration)]
+        expire: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The console's data directory (its identity); default ~/.mig.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Addresses to listen on (agents may dial back here).
+        #[arg(long, default_value = "/ip4/0.0.0.0/tcp/0")]
+        listen: Vec<Multiaddr>,
+        /// The mesh's pre-shared key file, if it has one.
+        #[arg(long)]
+        psk: Option<PathBuf>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<i64, String> {
+    parse_duration_seconds(text).map_err(|error| error.to_string())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("mig: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIG_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let Command::Run {
+        action,
+        key,
+        passphrase_file,
+        bootstrap,
+        timeout,
+        expire,
+        format,
+        data_dir,
+        listen,
+        psk,
+    } = cli.command;
+    let loaded = load_action(&action)?;
+    let key = match &key {
+        Some(path) => {
+            let passphrase = match &passphrase_file {
+                Some(file) => Some(read_passphrase(file)?),
+                None => std::env::var("MIG_KEY_PASSPHRASE").ok(),
+            };
+            Some(load_secret_key(
+                path,
+                &GivenPassphrase(passphrase.map(Into::into)),
+            )?)
+        }
+        None => None,
+    };
+    let data_dir = match data_dir {
+        Some(dir) => dir,
+        None => PathBuf::from(std::env::var("HOME").context("HOME is not set; give --data-dir")?)
+            .join(".mig"),
+    };
+    let psk = match &psk {
+        Some(path) => Some(mig_node::config::read_psk(path)?),
+        None => None,
+    };
+    let options = LaunchOptions {
+        data_dir,
+        bootstrap,
+        listen,
+        psk,
+        timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
+        expiry_seconds: expire,
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = tokio.block_on(launch(loaded, key.as_ref(), options))?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+        Format::Text => {
+            for agent in &outcome.agents {
+                let name = &agent.attributes.name;
+                if let Some(reason) = &agent.rejected {
+                    println!("{name} rejected: {reason}");
+                    continue;
+                }
+                let Some(result) = &agent.result else {
+                    println!("{name} acked but sent no result");
+                    continue;
+                };
+                for (operation, module_result) in
+                    outcome.action.operations.iter().zip(&result.operations)
+                {
+                    let lines = match mig_node::modules::lookup(&operation.module) {
+                        Some(module) => module.print(module_result, true),
+                        None => Vec::new(),
+                    };
+                    for line in lines {
+                        println!("{name} {line}");
+                    }
+                }
+                if result.status != mig_proto::AgentStatus::Success {
+                    println!(
+                        "{name} {}: {}",
+                        result.status.as_str(),
+                        result.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            let summary = &outcome.summary;
+            eprintln!(
+                "action {}: {} acked, {} answered, {} found, {} failed, {} rejected, {} silent ({} ms from publish to last report)",
+                outcome.action_id.short(),
+                summary.acked,
+                summary.answered,
+                summary.found,
+                summary.failed,
+                summary.rejected,
+                summary.silent,
+                outcome.elapsed_ms
+            );
+        }
+    }
+    Ok(if outcome.summary.silent == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

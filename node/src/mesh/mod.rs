@@ -1,0 +1,1064 @@
+//! The mesh: one libp2p swarm per node, driven by one task that owns it.
+//!
+//! ```text
+//!   gossip message ──▶ validation (blocking pool: decode, verify, journal)
+//!        ▲                  │ accept / reject / ignore (reported back)
+//!        │                  ▼
+//!   publish (console)   agent: target? ── ack ──▶ outbox ──▶ next hop ──▶ … ──▶ console
+//!                              └─ runtime ── result ─┘   (redb)  (request-response, batched)
+//! ```
+//!
+//! Reports travel back along the reverse path: each node remembers which
+//! peer first delivered an action and hands the action's reports to that
+//! peer; every hop stores a batch in its outbox before acknowledging it.
+//! If the path is broken the node dials the console directly (its
+//! addresses are in the signed `reply_to`). Everything blocking (redb,
+//! verification, modules) runs off the swarm task.
+
+pub mod reports;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, noise, ping, relay, tcp, yamux,
+};
+use mig_proto::signed::MAX_WIRE_BYTES;
+use mig_proto::{
+    ActionId, AgentContext, NoHistory, SignedAction, Timestamp, VerifyError, VerifyPolicy, verify,
+};
+use serde::Serialize;
+use sha2::Digest;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use self::reports::{Delivery, DeliveryAck, Parcel, Report, ReportBody, SignedReport};
+use crate::config::NodeConfig;
+use crate::runtime::{Runtime, RuntimeConfig, now_timestamp};
+use crate::store::Store;
+
+/// The one gossipsub topic actions flood on.
+pub const ACTIONS_TOPIC: &str = "mig/actions/1";
+const REPORTS_PROTOCOL: StreamProtocol = StreamProtocol::new("/mig/reports/1");
+const IDENTIFY_PROTOCOL: &str = "/mig/1.0.0";
+/// Links each node tries to keep, so that it sits in a gossipsub mesh of
+/// its own and the bootstrap relay is not a hub for everyone.
+const TARGET_LINKS: usize = 6;
+/// Parcels per request to the next hop.
+const PARCELS_PER_DELIVERY: usize = 128;
+/// Parcels are kept this long after their action expired, for a console
+/// that comes back late.
+const PARCEL_GRACE_SECONDS: i64 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs actions it is targeted by; forwards gossip and reports.
+    Agent,
+    /// A well-known bootstrap peer: forwards gossip and reports, runs the
+    /// circuit relay service, runs no modules.
+    Relay,
+    /// An investigator's peer: publishes actions and receives reports.
+    Console,
+}
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    reports: request_response::cbor::Behaviour<Delivery, DeliveryAck>,
+    identify: identify::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    ping: ping::Behaviour,
+    relay: Toggle<relay::Behaviour>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error("cannot build the transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {address}: {message}")]
+    Listen { address: Multiaddr, message: String },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("runtime: {0}")]
+    Runtime(#[from] crate::runtime::RuntimeError),
+}
+
+/// What a node tells its owner.
+#[derive(Debug, Clone)]
+pub enum MeshEvent {
+    /// A new address this node listens on (with `/p2p/<id>`).
+    Listening(Multiaddr),
+    /// A report addressed to this node (consoles), signature checked.
+    Report(Box<Report>),
+}
+
+/// Counters for `mig-node status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub peer_id: String,
+    pub role: Option<Role>,
+    pub connected_peers: usize,
+    pub mesh_peers: usize,
+    pub actions_accepted: u64,
+    pub actions_ignored: u64,
+    pub actions_rejected: BTreeMap<String, u64>,
+    pub actions_run: u64,
+    pub reports_forwarded: u64,
+    pub outbox_length: usize,
+}
+
+enum Command {
+    Publish {
+        wire: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
+    SubscribedPeers {
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// A running node.
+pub struct NodeHandle {
+    pub peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<MeshEvent>,
+}
+
+impl NodeHandle {
+    /// Publishes a signed action (wire bytes) on the action topic.
+    pub async fn publish(&self, wire: Vec<u8>) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Publish { wire, reply })
+            .await
+            .map_err(|_| "the node stopped".to_owned())?;
+        answer.await.map_err(|_| "the node stopped".to_owned())?
+    }
+
+    pub async fn status(&self) -> Option<Status> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Status { reply }).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// How many peers this node knows subscribed to the action topic.
+    pub async fn subscribed_peers(&self) -> usize {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::SubscribedPeers { reply })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
+    }
+}
+
+/// Work finished off the swarm task, reported back to it.
+enum Internal {
+    Validated {
+        message_id: MessageId,
+        source: PeerId,
+        outcome: Validation,
+    },
+    Enqueue {
+        parcels: Vec<(u64, Parcel)>,
+    },
+    Stored {
+        token: u64,
+        stored: u32,
+        local: Vec<Parcel>,
+    },
+    Delivered {
+        sequences: Vec<u64>,
+    },
+}
+
+enum Validation {
+    /// Forward it; run it if `run` (agents), else report `rejected` if
+    /// targeted and a reason is given.
+    Accept {
+        action: Box<mig_proto::VerifiedAction>,
+        refusal: Option<String>,
+        wire_len: usize,
+    },
+    Reject(&'static str),
+    Ignore(&'static str),
+}
+
+struct Pending {
+    parcel: Parcel,
+    in_flight: bool,
+    failures: u32,
+    next_attempt: Instant,
+}
+
+struct Mesh {
+    swarm: Swarm<Behaviour>,
+    role: Role,
+    config: Arc<NodeConfig>,
+    keypair: Keypair,
+    store: Arc<Store>,
+    runtime: Option<Arc<Runtime>>,
+    topic: IdentTopic,
+    paths: HashMap<ActionId, PeerId>,
+    outbox: BTreeMap<u64, Pending>,
+    in_flight: HashMap<request_response::OutboundRequestId, Vec<u64>>,
+    responses: HashMap<u64, request_response::ResponseChannel<DeliveryAck>>,
+    next_token: u64,
+    events: mpsc::Sender<MeshEvent>,
+    internal_sender: mpsc::Sender<Internal>,
+    status: Status,
+    shutdown: CancellationToken,
+}
+
+/// Builds the node's swarm: TCP, optionally wrapped in a pre-shared key,
+/// then Noise and Yamux.
+fn build_swarm(
+    keypair: &Keypair,
+    config: &NodeConfig,
+    role: Role,
+) -> Result<Swarm<Behaviour>, MeshError> {
+    use libp2p::core::muxing::StreamMuxerBox;
+    use libp2p::core::transport::{Boxed, Transport, upgrade::Version};
+    let psk = config.psk;
+    let transport_error = |error: &dyn std::fmt::Display| MeshError::Transport(error.to_string());
+    type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+    let transport = |key: &Keypair| -> Result<Boxed<(PeerId, StreamMuxerBox)>, BoxedError> {
+        let noise = noise::Config::new(key)?;
+        let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+        Ok(match psk {
+            Some(bytes) => {
+                let key = libp2p::pnet::PreSharedKey::new(bytes);
+                tcp.and_then(move |socket, _| libp2p::pnet::PnetConfig::new(key).handshake(socket))
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .timeout(Duration::from_secs(20))
+                    .boxed()
+            }
+            None => tcp
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(20))
+                .boxed(),
+        })
+    };
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
+        .with_tokio()
+        .with_other_transport(transport)
+        .map_err(|error| transport_error(&error))?
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .message_id_fn(|message: &gossipsub::Message| {
+                    MessageId::from(sha2::Sha256::digest(&message.data).to_vec())
+                })
+                .max_transmit_size(MAX_WIRE_BYTES + 64 * 1024)
+                .heartbeat_initial_delay(Duration::from_millis(100))
+                .heartbeat_interval(Duration::from_millis(700))
+                .duplicate_cache_time(Duration::from_secs(300))
+                .build()
+                .map_err(|error| error.to_string())?;
+            let mut gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )?;
+            let topic_hash = IdentTopic::new(ACTIONS_TOPIC).hash();
+            // Agents behind one NAT share an address; colocation is normal.
+            let mut score = gossipsub::PeerScoreParams {
+                ip_colocation_factor_weight: 0.0,
+                ..Default::default()
+            };
+            let topic_score = gossipsub::TopicScoreParams {
+                topic_weight: 1.0,
+                time_in_mesh_weight: 0.01,
+                first_message_deliveries_weight: 1.0,
+                // Actions are rare: a quiet mesh peer is not a bad one.
+                mesh_message_deliveries_weight: 0.0,
+                mesh_failure_penalty_weight: 0.0,
+                // Each rejected (forged, malformed) action squares in: three
+                // put the sender below the graylist threshold.
+                invalid_message_deliveries_weight: -10.0,
+                invalid_message_deliveries_decay: 0.99,
+                ..gossipsub::TopicScoreParams::default()
+            };
+            score.topics.insert(topic_hash, topic_score);
+            gossipsub.with_peer_score(score, gossipsub::PeerScoreThresholds::default())?;
+            let codec = request_response::cbor::codec::Codec::<Delivery, DeliveryAck>::default()
+                .set_request_size_maximum(64 * 1024 * 1024)
+                .set_response_size_maximum(64 * 1024);
+            let reports = request_response::Behaviour::with_codec(
+                codec,
+                [(REPORTS_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+            );
+            let identify = identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            ));
+            let mut kad = kad::Behaviour::new(peer_id, kad::store::MemoryStore::new(peer_id));
+            kad.set_mode(Some(kad::Mode::Server));
+            let relay = (role == Role::Relay).then(|| {
+                relay::Behaviour::new(
+                    peer_id,
+                    relay::Config {
+                        max_circuit_bytes: 64 * 1024 * 1024,
+                        max_circuit_duration: Duration::from_secs(30 * 60),
+                        max_reservations: 1024,
+                        max_circuits: 1024,
+                        max_circuits_per_peer: 16,
+                        ..relay::Config::default()
+                    },
+                )
+            });
+            Ok(Behaviour {
+                gossipsub,
+                reports,
+                identify,
+                kad,
+                ping: ping::Behaviour::default(),
+                relay: Toggle::from(relay),
+            })
+        })
+        .map_err(|error| transport_error(&error))?
+        .with_swarm_config(|swarm_config| {
+            swarm_config.with_idle_connection_timeout(Duration::from_secs(120))
+        })
+        .build();
+    Ok(swarm)
+}
+
+/// Starts a node. It runs until `shutdown` is cancelled.
+pub async fn start(
+    config: NodeConfig,
+    role: Role,
+    keypair: Keypair,
+    shutdown: CancellationToken,
+) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), MeshError> {
+    let config = Arc::new(config);
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let mut swarm = build_swarm(&keypair, &config, role)?;
+    let peer_id = *swarm.local_peer_id();
+    for address in &config.listen {
+        swarm
+            .listen_on(address.clone())
+            .map_err(|error| MeshError::Listen {
+                address: address.clone(),
+                message: error.to_string(),
+            })?;
+    }
+    for address in &config.external_addresses {
+        swarm.add_external_address(address.clone());
+    }
+    let topic = IdentTopic::new(ACTIONS_TOPIC);
+    if let Err(error) = swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+        return Err(MeshError::Transport(error.to_string()));
+    }
+    for address in &config.bootstrap {
+        if let Some(libp2p::multiaddr::Protocol::P2p(bootstrap_peer)) = address.iter().last() {
+            swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&bootstrap_peer, address.clone());
+        }
+        if let Err(error) = swarm.dial(address.clone()) {
+            tracing::warn!(%address, %error, "cannot dial bootstrap peer");
+        }
+    }
+    let runtime = if role == Role::Agent {
+        let attributes = crate::host::detect_attributes(&peer_id.to_string(), config.tags.clone());
+        let runtime_config = RuntimeConfig {
+            root: config.root.clone(),
+            max_concurrent_actions: config.max_concurrent_actions,
+            ..RuntimeConfig::default()
+        };
+        Some(Arc::new(Runtime::new(
+            runtime_config,
+            attributes,
+            Some(store.clone()),
+        )?))
+    } else {
+        None
+    };
+    let (command_sender, command_receiver) = mpsc::channel(64);
+    let (event_sender, event_receiver) = mpsc::channel(1024);
+    let (internal_sender, internal_receiver) = mpsc::channel(1024);
+    let mut mesh = Mesh {
+        swarm,
+        role,
+        config,
+        keypair,
+        store,
+        runtime,
+        topic,
+        paths: HashMap::new(),
+        outbox: BTreeMap::new(),
+        in_flight: HashMap::new(),
+        responses: HashMap::new(),
+        next_token: 0,
+        events: event_sender,
+        internal_sender,
+        status: Status {
+            peer_id: peer_id.to_string(),
+            role: Some(role),
+            ..Status::default()
+        },
+        shutdown: shutdown.clone(),
+    };
+    mesh.load_outbox();
+    let task = tokio::spawn(async move { mesh.run(command_receiver, internal_receiver).await });
+    Ok((
+        NodeHandle {
+            peer_id,
+            commands: command_sender,
+            events: event_receiver,
+        },
+        task,
+    ))
+}
+
+impl Mesh {
+    fn load_outbox(&mut self) {
+        match self.store.outbox_all() {
+            Ok(entries) => {
+                for (sequence, bytes) in entries {
+                    match ciborium::de::from_reader::<Parcel, _>(bytes.as_slice()) {
+                        Ok(parcel) => {
+                            self.outbox.insert(
+                                sequence,
+                                Pending {
+                                    parcel,
+                                    in_flight: false,
+                                    failures: 0,
+                                    next_attempt: Instant::now(),
+                                },
+                            );
+                        }
+                        Err(error) => {
+                            tracing::warn!(sequence, %error, "dropping an unreadable outbox entry")
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot read the outbox"),
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut internal: mpsc::Receiver<Internal>,
+    ) {
+        let mut flush = tokio::time::interval(Duration::from_millis(100));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut discovery = tokio::time::interval(Duration::from_secs(15));
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                Some(command) = commands.recv() => self.on_command(command),
+                Some(work) = internal.recv() => self.on_internal(work),
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = flush.tick() => self.flush_outbox(),
+                _ = discovery.tick() => self.discover(),
+                _ = housekeeping.tick() => self.housekeeping(),
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { wire, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(self.topic.clone(), wire)
+                    .map(|_| ())
+                    .map_err(|error| error.to_string());
+                let _ = reply.send(result);
+            }
+            Command::Status { reply } => {
+                let mut status = self.status.clone();
+                status.connected_peers = self.swarm.connected_peers().count();
+                status.mesh_peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .mesh_peers(&self.topic.hash())
+                    .count();
+                status.outbox_length = self.outbox.len();
+                let _ = reply.send(status);
+            }
+            Command::SubscribedPeers { reply } => {
+                let topic = self.topic.hash();
+                let count = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&topic))
+                    .count();
+                let _ = reply.send(count);
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address
+                    .clone()
+                    .with_p2p(*self.swarm.local_peer_id())
+                    .unwrap_or(address.clone());
+                if self.role == Role::Relay {
+                    self.swarm.add_external_address(address);
+                }
+                let _ = self.events.try_send(MeshEvent::Listening(full));
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                self.validate(propagation_source, message_id, message.data);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for address in info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, address);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, ..
+            })) if self.swarm.connected_peers().count() < TARGET_LINKS
+                && !self.swarm.is_connected(&peer) =>
+            {
+                let _ = self.swarm.dial(peer);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
+            SwarmEvent::ConnectionEstablished { .. }
+                if self.swarm.connected_peers().count() <= 2 =>
+            {
+                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps the node linked to several peers.
+    fn discover(&mut self) {
+        if self.swarm.connected_peers().count() < TARGET_LINKS {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let store = self.store.clone();
+        let now = now_timestamp().unix_seconds();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = store.collect_expired_actions(now - 3600) {
+                tracing::warn!(%error, "cannot collect expired actions");
+            }
+        });
+        let limit = now - PARCEL_GRACE_SECONDS;
+        let expired: Vec<u64> = self
+            .outbox
+            .iter()
+            .filter(|(_, pending)| pending.parcel.expire_after < limit && !pending.in_flight)
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        if !expired.is_empty() {
+            for sequence in &expired {
+                self.outbox.remove(sequence);
+            }
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.outbox_remove(&expired));
+        }
+    }
+
+    /// Validation runs on the blocking pool; the verdict comes back as
+    /// `Internal::Validated`.
+    fn validate(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
+        if self.role == Role::Console {
+            // A console publishes; it does not pass on other consoles' actions.
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
+        let config = self.config.clone();
+        let store = self.store.clone();
+        let sender = self.internal_sender.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcome = check_action(&data, &config, &store);
+            let _ = sender.blocking_send(Internal::Validated {
+                message_id,
+                source,
+                outcome,
+            });
+        });
+    }
+
+    fn on_internal(&mut self, work: Internal) {
+        match work {
+            Internal::Validated {
+                message_id,
+                source,
+                outcome,
+            } => self.on_validated(message_id, source, outcome),
+            Internal::Enqueue { parcels } => {
+                for (sequence, parcel) in parcels {
+                    self.outbox.insert(
+                        sequence,
+                        Pending {
+                            parcel,
+                            in_flight: false,
+                            failures: 0,
+                            next_attempt: Instant::now(),
+                        },
+                    );
+                }
+                self.flush_outbox();
+            }
+            Internal::Stored {
+                token,
+                stored,
+                local,
+            } => {
+                if let Some(channel) = self.responses.remove(&token) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .reports
+                        .send_response(channel, DeliveryAck { stored });
+                }
+                for parcel in local {
+                    self.deliver_locally(&parcel);
+                }
+            }
+            Internal::Delivered { sequences } => {
+                for sequence in sequences {
+                    self.outbox.remove(&sequence);
+                }
+            }
+        }
+    }
+
+    fn on_validated(&mut self, message_id: MessageId, source: PeerId, outcome: Validation) {
+        let acceptance = match &outcome {
+            Validation::Accept { .. } => MessageAcceptance::Accept,
+            Validation::Reject(_) => MessageAcceptance::Reject,
+            Validation::Ignore(_) => MessageAcceptance::Ignore,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message_id, &source, acceptance);
+        match outcome {
+            Validation::Reject(reason) => {
+                *self
+                    .status
+                    .actions_rejected
+                    .entry(reason.to_owned())
+                    .or_default() += 1;
+                tracing::warn!(from = %source, reason, "rejected an action");
+            }
+            Validation::Ignore(reason) => {
+                self.status.actions_ignored += 1;
+                tracing::debug!(from = %source, reason, "ignored an action");
+            }
+            Validation::Accept {
+                action,
+                refusal,
+                wire_len,
+            } => {
+                self.status.actions_accepted += 1;
+                self.paths.entry(action.id).or_insert(source);
+                self.on_accepted(*action, refusal, wire_len, source);
+            }
+        }
+    }
+
+    fn on_accepted(
+        &mut self,
+        action: mig_proto::VerifiedAction,
+        refusal: Option<String>,
+        wire_len: usize,
+        source: PeerId,
+    ) {
+        let Some(runtime) = self.runtime.clone() else {
+            tracing::info!(action = %action.id, name = %action.action.name, from = %source, bytes = wire_len, "forwarding an action");
+            return;
+        };
+        let attributes = runtime.attributes().clone();
+        let targeted = action.target.matches(&AgentContext {
+            attributes: &attributes,
+            history: &NoHistory,
+        });
+        let signers: Vec<String> = action.signers.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            action = %action.id, name = %action.action.name, signers = ?signers,
+            verdict = refusal.as_deref().unwrap_or("accepted"), targeted, "action received"
+        );
+        if !targeted {
+            return;
+        }
+        let Some(reply_to) = action.action.reply_to.clone() else {
+            tracing::warn!(action = %action.id, "the action names no console to reply to");
+            return;
+        };
+        let Ok(console) = reply_to.peer_id.parse::<PeerId>() else {
+            tracing::warn!(action = %action.id, console = %reply_to.peer_id, "the action's reply_to is not a peer id");
+            return;
+        };
+        let keypair = self.keypair.clone();
+        let store = self.store.clone();
+        let sender = self.internal_sender.clone();
+        let agent = self.swarm.local_peer_id().to_string();
+        let expire_after = action.action.expireafter.map_or(0, Timestamp::unix_seconds);
+        let parcel = move |body: ReportBody| -> Option<Parcel> {
+            let report = Report {
+                action_id: action.id,
+                agent: agent.clone(),
+                attributes: attributes.clone(),
+                body,
+            };
+            let signed = SignedReport::sign(&report, &keypair).ok()?;
+            Some(Parcel {
+                console: console.to_bytes(),
+                console_addresses: reply_to.addresses.clone(),
+                action_id: action.id.0.to_vec(),
+                expire_after,
+                report: signed,
+            })
+        };
+        if refusal.is_none() {
+            self.status.actions_run += 1;
+        }
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let first = match &refusal {
+                Some(reason) => parcel(ReportBody::Rejected {
+                    reason: reason.clone(),
+                }),
+                None => parcel(ReportBody::Ack),
+            };
+            enqueue(&store, &sender, first.into_iter().collect()).await;
+            if refusal.is_some() {
+                return;
+            }
+            let result = runtime
+                .run_action(action.id, &action.action, shutdown.child_token())
+                .await;
+            enqueue(
+                &store,
+                &sender,
+                parcel(ReportBody::Result(Box::new(result)))
+                    .into_iter()
+                    .collect(),
+            )
+            .await;
+        });
+    }
+
+    fn on_reports_event(&mut self, event: request_response::Event<Delivery, DeliveryAck>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let token = self.next_token;
+                self.next_token += 1;
+                self.responses.insert(token, channel);
+                let local = self.swarm.local_peer_id().to_bytes();
+                let (mine, others): (Vec<Parcel>, Vec<Parcel>) = request
+                    .parcels
+                    .into_iter()
+                    .take(4 * PARCELS_PER_DELIVERY)
+                    .partition(|parcel| parcel.console == local);
+                self.status.reports_forwarded += others.len() as u64;
+                tracing::debug!(from = %peer, mine = mine.len(), forwarding = others.len(), "reports received");
+                let store = self.store.clone();
+                let sender = self.internal_sender.clone();
+                tokio::spawn(async move {
+                    let count = u32::try_from(mine.len() + others.len()).unwrap_or(u32::MAX);
+                    // Stored (or, for our own, handed over) before it is acknowledged.
+                    let stored = enqueue(&store, &sender, others).await;
+                    let _ = sender
+                        .send(Internal::Stored {
+                            token,
+                            stored: if stored { count } else { 0 },
+                            local: mine,
+                        })
+                        .await;
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(sequences) = self.in_flight.remove(&request_id) {
+                    if response.stored as usize == sequences.len() {
+                        let store = self.store.clone();
+                        let sender = self.internal_sender.clone();
+                        tokio::task::spawn_blocking(move || {
+                            if store.outbox_remove(&sequences).is_ok() {
+                                let _ = sender.blocking_send(Internal::Delivered { sequences });
+                            }
+                        });
+                    } else {
+                        self.retry_later(&sequences);
+                    }
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id,
+                peer,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "report delivery failed; will retry");
+                if let Some(sequences) = self.in_flight.remove(&request_id) {
+                    self.retry_later(&sequences);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn retry_later(&mut self, sequences: &[u64]) {
+        for sequence in sequences {
+            if let Some(pending) = self.outbox.get_mut(sequence) {
+                pending.in_flight = false;
+                pending.failures += 1;
+                let backoff =
+                    Duration::from_millis(200u64.saturating_mul(1 << pending.failures.min(8)));
+                pending.next_attempt = Instant::now() + backoff;
+            }
+        }
+    }
+
+    fn deliver_locally(&mut self, parcel: &Parcel) {
+        match parcel.report.verify() {
+            Ok(report) => {
+                let _ = self.events.try_send(MeshEvent::Report(Box::new(report)));
+            }
+            Err(error) => tracing::warn!(%error, "dropping a report that does not verify"),
+        }
+    }
+
+    /// Sends waiting parcels towards their consoles, batched per next hop.
+    fn flush_outbox(&mut self) {
+        let now = Instant::now();
+        let local = *self.swarm.local_peer_id();
+        let mut batches: HashMap<PeerId, Vec<u64>> = HashMap::new();
+        let mut delivered_here = Vec::new();
+        for (sequence, pending) in &self.outbox {
+            if pending.in_flight || pending.next_attempt > now {
+                continue;
+            }
+            let Ok(console) = PeerId::from_bytes(&pending.parcel.console) else {
+                continue;
+            };
+            if console == local {
+                delivered_here.push(*sequence);
+                continue;
+            }
+            let action_id = ActionId(
+                pending
+                    .parcel
+                    .action_id
+                    .as_slice()
+                    .try_into()
+                    .unwrap_or([0; 32]),
+            );
+            // The reverse path first; the console itself when the path is
+            // gone or keeps failing.
+            let hop = match self.paths.get(&action_id) {
+                Some(previous)
+                    if pending.failures < 3
+                        && self.swarm.is_connected(previous)
+                        && *previous != console =>
+                {
+                    *previous
+                }
+                _ => console,
+            };
+            let batch = batches.entry(hop).or_default();
+            if batch.len() < PARCELS_PER_DELIVERY * 8 {
+                batch.push(*sequence);
+            }
+        }
+        for sequence in delivered_here {
+            if let Some(pending) = self.outbox.remove(&sequence) {
+                self.deliver_locally(&pending.parcel);
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.outbox_remove(&[sequence]));
+            }
+        }
+        for (hop, sequences) in batches {
+            for chunk in sequences.chunks(PARCELS_PER_DELIVERY) {
+                let parcels: Vec<Parcel> = chunk
+                    .iter()
+                    .filter_map(|sequence| self.outbox.get(sequence))
+                    .map(|pending| pending.parcel.clone())
+                    .collect();
+                if !self.swarm.is_connected(&hop)
+                    && let Some(first) = parcels.first()
+                {
+                    for address in &first.console_addresses {
+                        if let Ok(address) = address.parse::<Multiaddr>() {
+                            self.swarm.add_peer_address(hop, address);
+                        }
+                    }
+                }
+                let request_id = self
+                    .swarm
+                    .behaviour_mut()
+                    .reports
+                    .send_request(&hop, Delivery { parcels });
+                for sequence in chunk {
+                    if let Some(pending) = self.outbox.get_mut(sequence) {
+                        pending.in_flight = true;
+                    }
+                }
+                self.in_flight.insert(request_id, chunk.to_vec());
+            }
+        }
+    }
+}
+
+/// Stores parcels in the outbox, then hands them to the swarm task. True
+/// once they are durable.
+async fn enqueue(
+    store: &Arc<Store>,
+    sender: &mpsc::Sender<Internal>,
+    parcels: Vec<Parcel>,
+) -> bool {
+    if parcels.is_empty() {
+        return true;
+    }
+    let store = store.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let encoded: Vec<Vec<u8>> = parcels
+            .iter()
+            .map(|parcel| {
+                let mut bytes = Vec::new();
+                let _ = ciborium::into_writer(parcel, &mut bytes);
+                bytes
+            })
+            .collect();
+        store
+            .outbox_put(&encoded)
+            .map(|sequences| sequences.into_iter().zip(parcels).collect::<Vec<_>>())
+    })
+    .await;
+    match stored {
+        Ok(Ok(parcels)) => sender.send(Internal::Enqueue { parcels }).await.is_ok(),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot store reports in the outbox");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Decodes, verifies and journals an action from the wire.
+fn check_action(data: &[u8], config: &NodeConfig, store: &Store) -> Validation {
+    let signed = match SignedAction::from_wire(data) {
+        Ok(signed) => signed,
+        Err(mig_proto::WireError::TooLarge { .. }) => return Validation::Reject("too_large"),
+        Err(_) => return Validation::Reject("malformed"),
+    };
+    let policy = VerifyPolicy {
+        trusted: &config.trusted,
+        acl: &config.acl,
+        now: now_timestamp(),
+        max_validity_seconds: config.max_validity_seconds,
+        clock_skew_seconds: mig_proto::verify::DEFAULT_CLOCK_SKEW_SECONDS,
+    };
+    let verdict = verify(&signed, &policy);
+    let refusal = match &verdict.outcome {
+        Ok(()) => None,
+        // Validly signed, but this node's ACL refuses it: pass it on (other
+        // agents may allow it), do not run it, say so if targeted.
+        Err(error @ (VerifyError::InsufficientWeight { .. } | VerifyError::NoAclEntry { .. })) => {
+            Some(error.to_string())
+        }
+        // Not the sender's fault: clocks and policies differ.
+        Err(
+            VerifyError::Expired { .. }
+            | VerifyError::NotYetValid { .. }
+            | VerifyError::ValidityTooLong { .. },
+        ) => {
+            return Validation::Ignore("outside_validity_window");
+        }
+        Err(error) => return Validation::Reject(error.kind()),
+    };
+    let action = match &verdict.action {
+        Some(action) => action.clone(),
+        None => return Validation::Reject("malformed"),
+    };
+    let expire_after = action.expireafter.map_or(0, Timestamp::unix_seconds);
+    match store.remember_action(&verdict.action_id.0, expire_after) {
+        Ok(true) => {}
+        Ok(false) => return Validation::Ignore("duplicate"),
+        Err(error) => {
+            tracing::error!(%error, "journal unavailable");
+            return Validation::Ignore("journal_unavailable");
+        }
+    }
+    let target = match mig_proto::Target::parse(&action.target) {
+        Ok(target) => target,
+        Err(_) => return Validation::Reject("invalid_target"),
+    };
+    let signers = verdict
+        .signers
+        .iter()
+        .filter(|signer| signer.status == mig_proto::verify::SignerStatus::Verified)
+        .map(|signer| signer.fingerprint)
+        .collect();
+    Validation::Accept {
+        action: Box::new(mig_proto::VerifiedAction {
+            id: verdict.action_id,
+            action,
+            target,
+            signers,
+        }),
+        refusal,
+        wire_len: data.len(),
+    }
+}
