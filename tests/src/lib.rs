@@ -1,2 +1,218 @@
-//! Workspace integration tests: scenarios that cross crate boundaries live
-//! in `tests/tests/`; helpers they share will live here.
+//! Helpers for the workspace's integration tests: finding the built
+//! binaries, running relays, agents and consoles as real processes (killed
+//! when dropped), and building actions and file trees for them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A built binary of this workspace (`cargo test --workspace` builds them
+/// all before any test runs).
+pub fn binary(name: &str) -> PathBuf {
+    let mut directory = std::env::current_exe().expect("the test knows where it is");
+    directory.pop();
+    if directory.ends_with("deps") {
+        directory.pop();
+    }
+    let path = directory.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// A child process that is killed when dropped.
+pub struct Running {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` and waits for its first line on standard output.
+pub fn spawn_and_read_first_line(
+    mut command: Command,
+    name: &str,
+    timeout: Duration,
+) -> (Running, String) {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    let running = Running {
+        child,
+        name: name.to_owned(),
+    };
+    let line = receiver
+        .recv_timeout(timeout)
+        .unwrap_or_else(|_| panic!("{name} printed nothing within {timeout:?}"));
+    (running, line.trim().to_owned())
+}
+
+/// An investigator: a key pair on disk.
+pub struct Investigator {
+    pub key: PathBuf,
+    pub public: PathBuf,
+}
+
+impl Investigator {
+    pub fn new(directory: &Path, name: &str) -> Self {
+        let key = mig_keys::SecretKey::generate(name).expect("random numbers");
+        let path = directory.join(format!("{name}.key"));
+        let public =
+            mig_keys::write_key_files(&key, &path, None, mig_keys::KdfCost::default(), false)
+                .expect("key files");
+        Self { key: path, public }
+    }
+}
+
+/// Starts a relay; returns it and its dialable address.
+pub fn start_relay(
+    data_dir: &Path,
+    listen: &str,
+    trust: &Path,
+    extra: &[&str],
+) -> (Running, String) {
+    let mut command = Command::new(binary("mig-node"));
+    command
+        .args(["relay", "--listen", listen, "--trust"])
+        .arg(trust)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra);
+    spawn_and_read_first_line(command, "relay", Duration::from_secs(30))
+}
+
+/// Starts an agent.
+pub fn start_agent(
+    data_dir: &Path,
+    listen: &str,
+    bootstrap: &str,
+    trust: &Path,
+    root: &Path,
+    extra: &[&str],
+) -> Running {
+    let mut command = Command::new(binary("mig-node"));
+    command
+        .args([
+            "agent",
+            "--listen",
+            listen,
+            "--bootstrap",
+            bootstrap,
+            "--trust",
+        ])
+        .arg(trust)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--root")
+        .arg(root)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let child = command.spawn().expect("the agent starts");
+    Running {
+        child,
+        name: data_dir.display().to_string(),
+    }
+}
+
+/// Runs `mig run` with JSON output and returns the process output.
+pub fn run_console(
+    action: &Path,
+    key: &Path,
+    bootstrap: &str,
+    data_dir: &Path,
+    extra: &[&str],
+) -> Output {
+    Command::new(binary("mig"))
+        .arg("run")
+        .arg(action)
+        .arg("--key")
+        .arg(key)
+        .args([
+            "--bootstrap",
+            bootstrap,
+            "--format",
+            "json",
+            "--timeout",
+            "60s",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .output()
+        .expect("mig runs")
+}
+
+/// The seed example with its last hashes replaced by the SHA-256 of each
+/// planted content (real 2014 backdoors are not available to plant).
+pub fn seed_example_with(planted: &[&[u8]], target: Option<&str>) -> String {
+    let example = include_str!("../../docs/examples/linux-backdoor-2014.json");
+    let mut action: serde_json::Value = serde_json::from_str(example).expect("the example is JSON");
+    let hashes = action["operations"][0]["parameters"]["searches"]["backdoors"]["sha256"]
+        .as_array_mut()
+        .expect("hash list");
+    for (index, contents) in planted.iter().enumerate() {
+        let position = hashes.len() - 1 - index;
+        hashes[position] = serde_json::json!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            contents
+        )));
+    }
+    if let Some(target) = target {
+        action["target"] = serde_json::json!(target);
+    }
+    action.to_string()
+}
+
+/// Writes a small host tree under `root`; `planted`, if any, goes to
+/// /usr/bin/.
+pub fn host_tree(root: &Path, planted: Option<&[u8]>) {
+    std::fs::create_dir_all(root.join("usr/bin")).expect("tree");
+    std::fs::create_dir_all(root.join("tmp")).expect("tree");
+    std::fs::write(root.join("usr/bin/ls"), b"an innocent ls").expect("tree");
+    std::fs::write(root.join("tmp/notes"), b"nothing to see").expect("tree");
+    if let Some(contents) = planted {
+        std::fs::write(root.join("usr/bin/kworkerd"), contents).expect("tree");
+    }
+}
+
+/// The agents in a `mig run --format json` outcome, by their `n` tag.
+pub fn agents_by_tag(
+    outcome: &serde_json::Value,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    outcome["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|agent| {
+            (
+                agent["attributes"]["tags"]["n"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned(),
+                agent.clone(),
+            )
+        })
+        .collect()
+}
