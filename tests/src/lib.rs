@@ -85,6 +85,19 @@ impl Investigator {
     }
 }
 
+/// A command for one of our binaries, inside a network namespace if one
+/// is given.
+pub fn command_in(netns: Option<&str>, name: &str) -> Command {
+    match netns {
+        Some(namespace) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", namespace]).arg(binary(name));
+            command
+        }
+        None => Command::new(binary(name)),
+    }
+}
+
 /// Starts a relay; returns it and its dialable address.
 pub fn start_relay(
     data_dir: &Path,
@@ -92,9 +105,24 @@ pub fn start_relay(
     trust: &Path,
     extra: &[&str],
 ) -> (Running, String) {
-    let mut command = Command::new(binary("mig-node"));
+    start_relay_in(None, data_dir, &[listen], trust, extra)
+}
+
+/// Starts a relay (in a namespace) listening on each address.
+pub fn start_relay_in(
+    netns: Option<&str>,
+    data_dir: &Path,
+    listen: &[&str],
+    trust: &Path,
+    extra: &[&str],
+) -> (Running, String) {
+    let mut command = command_in(netns, "mig-node");
+    command.arg("relay");
+    for address in listen {
+        command.args(["--listen", address]);
+    }
     command
-        .args(["relay", "--listen", listen, "--trust"])
+        .arg("--trust")
         .arg(trust)
         .arg("--data-dir")
         .arg(data_dir)
@@ -111,7 +139,20 @@ pub fn start_agent(
     root: &Path,
     extra: &[&str],
 ) -> Running {
-    let mut command = Command::new(binary("mig-node"));
+    start_agent_in(None, data_dir, listen, bootstrap, trust, root, extra)
+}
+
+/// Starts an agent in a namespace.
+pub fn start_agent_in(
+    netns: Option<&str>,
+    data_dir: &Path,
+    listen: &str,
+    bootstrap: &str,
+    trust: &Path,
+    root: &Path,
+    extra: &[&str],
+) -> Running {
+    let mut command = command_in(netns, "mig-node");
     command
         .args([
             "agent",
@@ -145,7 +186,19 @@ pub fn run_console(
     data_dir: &Path,
     extra: &[&str],
 ) -> Output {
-    Command::new(binary("mig"))
+    run_console_in(None, action, key, bootstrap, data_dir, extra)
+}
+
+/// Runs `mig run` (in a namespace) with JSON output.
+pub fn run_console_in(
+    netns: Option<&str>,
+    action: &Path,
+    key: &Path,
+    bootstrap: &str,
+    data_dir: &Path,
+    extra: &[&str],
+) -> Output {
+    command_in(netns, "mig")
         .arg("run")
         .arg(action)
         .arg("--key")
