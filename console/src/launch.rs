@@ -71,6 +71,9 @@ pub struct AgentOutcome {
     pub rejected: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<AgentResult>,
+    /// Milliseconds from publish to this agent's result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_ms: Option<u128>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -92,6 +95,9 @@ pub struct LaunchOutcome {
     pub summary: Summary,
     /// Publish to last report, in milliseconds.
     pub elapsed_ms: u128,
+    /// The console's connections when it finished (they do not grow with
+    /// the number of agents: reports come home hop by hop).
+    pub console_connections: usize,
 }
 
 impl LaunchOutcome {
@@ -218,7 +224,7 @@ pub async fn launch(
                     continue;
                 }
                 last_report = Instant::now();
-                record(&mut agents, *report, &mut last_ack);
+                record(&mut agents, *report, &mut last_ack, published);
             }
             Ok(Some(MeshEvent::Listening(_))) => {}
             Ok(None) => break,
@@ -226,6 +232,10 @@ pub async fn launch(
             Err(_) => {}
         }
     }
+    let console_connections = node
+        .status()
+        .await
+        .map_or(0, |status| status.connected_peers);
     shutdown.cancel();
     let _ = task.await;
     let mut outcome = LaunchOutcome {
@@ -234,13 +244,19 @@ pub async fn launch(
         agents: agents.into_values().collect(),
         summary: Summary::default(),
         elapsed_ms: last_report.duration_since(published).as_millis(),
+        console_connections,
     };
     outcome.summarize();
     Ok(outcome)
 }
 
 /// Deduplicated by agent: a report seen twice (a retried hop) counts once.
-fn record(agents: &mut BTreeMap<String, AgentOutcome>, report: Report, last_ack: &mut Instant) {
+fn record(
+    agents: &mut BTreeMap<String, AgentOutcome>,
+    report: Report,
+    last_ack: &mut Instant,
+    published: Instant,
+) {
     let entry = agents
         .entry(report.agent.clone())
         .or_insert_with(|| AgentOutcome {
@@ -249,6 +265,7 @@ fn record(agents: &mut BTreeMap<String, AgentOutcome>, report: Report, last_ack:
             acked: false,
             rejected: None,
             result: None,
+            result_ms: None,
         });
     match report.body {
         ReportBody::Ack => {
@@ -265,6 +282,9 @@ fn record(agents: &mut BTreeMap<String, AgentOutcome>, report: Report, last_ack:
             // A result implies the ack, even if the ack was lost.
             entry.acked = true;
             entry.result = Some(*result);
+            entry
+                .result_ms
+                .get_or_insert(published.elapsed().as_millis());
         }
     }
 }

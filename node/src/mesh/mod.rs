@@ -16,6 +16,7 @@
 //! verification, modules) runs off the swarm task.
 
 pub mod reports;
+pub mod traffic;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -113,6 +114,9 @@ pub struct Status {
     pub actions_run: u64,
     pub reports_forwarded: u64,
     pub outbox_length: usize,
+    /// Bytes on the wire since the node started.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 enum Command {
@@ -222,6 +226,7 @@ struct Mesh {
     events: mpsc::Sender<MeshEvent>,
     internal_sender: mpsc::Sender<Internal>,
     status: Status,
+    traffic: Arc<traffic::Traffic>,
     shutdown: CancellationToken,
 }
 
@@ -231,6 +236,7 @@ fn build_swarm(
     keypair: &Keypair,
     config: &NodeConfig,
     role: Role,
+    counters: Arc<traffic::Traffic>,
 ) -> Result<Swarm<Behaviour>, MeshError> {
     use libp2p::core::muxing::StreamMuxerBox;
     use libp2p::core::transport::{Boxed, Transport, upgrade::Version};
@@ -239,7 +245,8 @@ fn build_swarm(
     type BoxedError = Box<dyn std::error::Error + Send + Sync>;
     let transport = |key: &Keypair| -> Result<Boxed<(PeerId, StreamMuxerBox)>, BoxedError> {
         let noise = noise::Config::new(key)?;
-        let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+        let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .map(move |stream, _| traffic::Counted::new(stream, counters.clone()));
         Ok(match psk {
             Some(bytes) => {
                 let key = libp2p::pnet::PreSharedKey::new(bytes);
@@ -354,7 +361,8 @@ pub async fn start(
 ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), MeshError> {
     let config = Arc::new(config);
     let store = Arc::new(Store::open(&config.data_dir)?);
-    let mut swarm = build_swarm(&keypair, &config, role)?;
+    let counters = Arc::new(traffic::Traffic::default());
+    let mut swarm = build_swarm(&keypair, &config, role, counters.clone())?;
     let peer_id = *swarm.local_peer_id();
     for address in &config.listen {
         swarm
@@ -420,6 +428,7 @@ pub async fn start(
             role: Some(role),
             ..Status::default()
         },
+        traffic: counters,
         shutdown: shutdown.clone(),
     };
     mesh.load_outbox();
@@ -505,6 +514,8 @@ impl Mesh {
                     .mesh_peers(&self.topic.hash())
                     .count();
                 status.outbox_length = self.outbox.len();
+                status.bytes_sent = self.traffic.sent();
+                status.bytes_received = self.traffic.received();
                 let _ = reply.send(status);
             }
             Command::SubscribedPeers { reply } => {
