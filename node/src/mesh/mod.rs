@@ -78,6 +78,7 @@ pub struct Behaviour {
     kad: kad::Behaviour<kad::store::MemoryStore>,
     ping: ping::Behaviour,
     relay: Toggle<relay::Behaviour>,
+    limits: libp2p::connection_limits::Behaviour,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -320,8 +321,28 @@ fn build_swarm(
                 IDENTIFY_PROTOCOL.into(),
                 key.public(),
             ));
-            let mut kad = kad::Behaviour::new(peer_id, kad::store::MemoryStore::new(peer_id));
-            kad.set_mode(Some(kad::Mode::Server));
+            // A console is a Kademlia client that never walks the network:
+            // it talks to its bootstrap peers only, so its connection count
+            // does not grow with the fleet.
+            let mut kad_config = kad::Config::new(kad::PROTOCOL_NAME);
+            if role == Role::Console {
+                kad_config.set_periodic_bootstrap_interval(None);
+            }
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad_config,
+            );
+            kad.set_mode(Some(if role == Role::Console {
+                kad::Mode::Client
+            } else {
+                kad::Mode::Server
+            }));
+            let limits = libp2p::connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(if role == Role::Relay { 8192 } else { 256 }))
+                .with_max_established_per_peer(Some(2))
+                .with_max_pending_incoming(Some(128))
+                .with_max_pending_outgoing(Some(64));
             let relay = (role == Role::Relay).then(|| {
                 relay::Behaviour::new(
                     peer_id,
@@ -342,6 +363,7 @@ fn build_swarm(
                 kad,
                 ping: ping::Behaviour::default(),
                 relay: Toggle::from(relay),
+                limits: libp2p::connection_limits::Behaviour::new(limits),
             })
         })
         .map_err(|error| transport_error(&error))?
@@ -556,23 +578,28 @@ impl Mesh {
                 info,
                 ..
             })) => {
-                for address in info.listen_addrs {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, address);
+                // Only peers that serve Kademlia go into the routing table:
+                // consoles do not, so agents never go looking for them.
+                if info.protocols.contains(&kad::PROTOCOL_NAME) {
+                    for address in info.listen_addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, address);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, ..
-            })) if self.swarm.connected_peers().count() < TARGET_LINKS
+            })) if self.role != Role::Console
+                && self.swarm.connected_peers().count() < TARGET_LINKS
                 && !self.swarm.is_connected(&peer) =>
             {
                 let _ = self.swarm.dial(peer);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
             SwarmEvent::ConnectionEstablished { .. }
-                if self.swarm.connected_peers().count() <= 2 =>
+                if self.role != Role::Console && self.swarm.connected_peers().count() <= 2 =>
             {
                 let _ = self.swarm.behaviour_mut().kad.bootstrap();
             }
@@ -582,7 +609,7 @@ impl Mesh {
 
     /// Keeps the node linked to several peers.
     fn discover(&mut self) {
-        if self.swarm.connected_peers().count() < TARGET_LINKS {
+        if self.role != Role::Console && self.swarm.connected_peers().count() < TARGET_LINKS {
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
         }
     }
