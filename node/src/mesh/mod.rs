@@ -75,7 +75,7 @@ pub struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     reports: request_response::cbor::Behaviour<Delivery, DeliveryAck>,
     identify: identify::Behaviour,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     ping: ping::Behaviour,
     relay: Toggle<relay::Behaviour>,
     limits: libp2p::connection_limits::Behaviour,
@@ -321,23 +321,14 @@ fn build_swarm(
                 IDENTIFY_PROTOCOL.into(),
                 key.public(),
             ));
-            // A console is a Kademlia client that never walks the network:
-            // it talks to its bootstrap peers only, so its connection count
-            // does not grow with the fleet.
-            let mut kad_config = kad::Config::new(kad::PROTOCOL_NAME);
-            if role == Role::Console {
-                kad_config.set_periodic_bootstrap_interval(None);
-            }
-            let mut kad = kad::Behaviour::with_config(
-                peer_id,
-                kad::store::MemoryStore::new(peer_id),
-                kad_config,
-            );
-            kad.set_mode(Some(if role == Role::Console {
-                kad::Mode::Client
-            } else {
-                kad::Mode::Server
-            }));
+            // A console runs no Kademlia at all: any routing-table entry
+            // would start a walk of the network, and its connection count
+            // must not grow with the fleet. It talks to its bootstrap peers.
+            let kad = (role != Role::Console).then(|| {
+                let mut kad = kad::Behaviour::new(peer_id, kad::store::MemoryStore::new(peer_id));
+                kad.set_mode(Some(kad::Mode::Server));
+                kad
+            });
             let limits = libp2p::connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(if role == Role::Relay { 8192 } else { 256 }))
                 .with_max_established_per_peer(Some(2))
@@ -360,7 +351,7 @@ fn build_swarm(
                 gossipsub,
                 reports,
                 identify,
-                kad,
+                kad: Toggle::from(kad),
                 ping: ping::Behaviour::default(),
                 relay: Toggle::from(relay),
                 limits: libp2p::connection_limits::Behaviour::new(limits),
@@ -402,11 +393,10 @@ pub async fn start(
         return Err(MeshError::Transport(error.to_string()));
     }
     for address in &config.bootstrap {
-        if let Some(libp2p::multiaddr::Protocol::P2p(bootstrap_peer)) = address.iter().last() {
-            swarm
-                .behaviour_mut()
-                .kad
-                .add_address(&bootstrap_peer, address.clone());
+        if let Some(libp2p::multiaddr::Protocol::P2p(bootstrap_peer)) = address.iter().last()
+            && let Some(kad) = swarm.behaviour_mut().kad.as_mut()
+        {
+            kad.add_address(&bootstrap_peer, address.clone());
         }
         if let Err(error) = swarm.dial(address.clone()) {
             tracing::warn!(%address, %error, "cannot dial bootstrap peer");
@@ -577,15 +567,12 @@ impl Mesh {
                 peer_id,
                 info,
                 ..
-            })) => {
-                // Only peers that serve Kademlia go into the routing table:
-                // consoles do not, so agents never go looking for them.
-                if info.protocols.contains(&kad::PROTOCOL_NAME) {
-                    for address in info.listen_addrs {
-                        self.swarm
-                            .behaviour_mut()
-                            .kad
-                            .add_address(&peer_id, address);
+            // Only peers that serve Kademlia go into the routing table:
+            // consoles do not, so agents never go looking for them.
+            })) if self.role != Role::Console && info.protocols.contains(&kad::PROTOCOL_NAME) => {
+                for address in info.listen_addrs {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.add_address(&peer_id, address);
                     }
                 }
             }
@@ -601,7 +588,9 @@ impl Mesh {
             SwarmEvent::ConnectionEstablished { .. }
                 if self.role != Role::Console && self.swarm.connected_peers().count() <= 2 =>
             {
-                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    let _ = kad.bootstrap();
+                }
             }
             _ => {}
         }
@@ -609,8 +598,10 @@ impl Mesh {
 
     /// Keeps the node linked to several peers.
     fn discover(&mut self) {
-        if self.role != Role::Console && self.swarm.connected_peers().count() < TARGET_LINKS {
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        if self.swarm.connected_peers().count() < TARGET_LINKS
+            && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+        {
+            let _ = kad.bootstrap();
         }
     }
 
