@@ -18,6 +18,10 @@ const FILE_HASHES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("fil
 /// Actions seen: id -> (expiry in Unix seconds, big-endian i64). Replays of
 /// an action are refused for as long as it could be valid.
 const ACTIONS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("actions");
+/// Actions being run: id -> (wire bytes, previous hop). Written before a
+/// run starts, removed once its result is in the outbox; what is left at
+/// start-up was interrupted.
+const RUNS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("runs");
 /// Reports waiting to go home: sequence number -> parcel (CBOR).
 const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
 
@@ -74,6 +78,7 @@ impl Store {
         transaction.open_table(FILE_HASHES).map_err(operation)?;
         transaction.open_table(ACTIONS).map_err(operation)?;
         transaction.open_table(OUTBOX).map_err(operation)?;
+        transaction.open_table(RUNS).map_err(operation)?;
         transaction.commit().map_err(operation)?;
         Ok(Self {
             database,
@@ -109,6 +114,41 @@ impl Store {
         };
         transaction.commit().map_err(operation)?;
         Ok(removed)
+    }
+
+    /// Records that an action is about to run (the wire message, so it can
+    /// be verified and run again after a crash, and the previous hop).
+    pub fn run_started(&self, id: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .open_table(RUNS)
+            .map_err(operation)?
+            .insert(id, record)
+            .map_err(operation)?;
+        transaction.commit().map_err(operation)
+    }
+
+    /// Records that an action's result is safely in the outbox.
+    pub fn run_finished(&self, id: &[u8]) -> Result<(), StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .open_table(RUNS)
+            .map_err(operation)?
+            .remove(id)
+            .map_err(operation)?;
+        transaction.commit().map_err(operation)
+    }
+
+    /// Runs that were interrupted (started, never finished).
+    pub fn interrupted_runs(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(RUNS).map_err(operation)?;
+        let mut runs = Vec::new();
+        for entry in table.iter().map_err(operation)? {
+            let (key, value) = entry.map_err(operation)?;
+            runs.push((key.value().to_vec(), value.value().to_vec()));
+        }
+        Ok(runs)
     }
 
     /// Stores parcels durably; returns their sequence numbers.
@@ -232,6 +272,22 @@ mod tests {
         assert_eq!(store.collect_expired_actions(50).unwrap(), 0);
         assert_eq!(store.collect_expired_actions(101).unwrap(), 1);
         assert!(store.remember_action(b"a1", 100).unwrap());
+    }
+
+    #[test]
+    fn interrupted_runs_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.run_started(b"a1", b"record1").unwrap();
+            store.run_started(b"a2", b"record2").unwrap();
+            store.run_finished(b"a1").unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.interrupted_runs().unwrap(),
+            vec![(b"a2".to_vec(), b"record2".to_vec())]
+        );
     }
 
     #[test]

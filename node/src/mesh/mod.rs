@@ -198,7 +198,7 @@ enum Validation {
     Accept {
         action: Box<mig_proto::VerifiedAction>,
         refusal: Option<String>,
-        wire_len: usize,
+        wire: Vec<u8>,
     },
     Reject(&'static str),
     Ignore(&'static str),
@@ -444,6 +444,9 @@ pub async fn start(
         shutdown: shutdown.clone(),
     };
     mesh.load_outbox();
+    if role == Role::Agent {
+        mesh.resume_interrupted();
+    }
     let task = tokio::spawn(async move { mesh.run(command_receiver, internal_receiver).await });
     Ok((
         NodeHandle {
@@ -724,11 +727,81 @@ impl Mesh {
             Validation::Accept {
                 action,
                 refusal,
-                wire_len,
+                wire,
             } => {
                 self.status.actions_accepted += 1;
                 self.paths.entry(action.id).or_insert(source);
-                self.on_accepted(*action, refusal, wire_len, source);
+                self.on_accepted(*action, refusal, wire, source, false);
+            }
+        }
+    }
+
+    /// Runs that a crash interrupted: run again if the action is still
+    /// valid (modules only read, so a second run is safe, and nothing else
+    /// runs it now); otherwise report it expired, with the reason.
+    fn resume_interrupted(&mut self) {
+        let runs = match self.store.interrupted_runs() {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::error!(%error, "cannot read interrupted runs");
+                return;
+            }
+        };
+        for (id, record) in runs {
+            let Ok(record) = ciborium::de::from_reader::<RunRecord, _>(record.as_slice()) else {
+                let _ = self.store.run_finished(&id);
+                continue;
+            };
+            let Ok(previous) = PeerId::from_bytes(&record.previous) else {
+                continue;
+            };
+            match check_action_with(&record.wire, &self.config, None) {
+                Validation::Accept { action, wire, .. } => {
+                    tracing::info!(action = %action.id, "resuming an action interrupted by a restart");
+                    self.paths.insert(action.id, previous);
+                    self.on_accepted(*action, None, wire, previous, true);
+                }
+                _ => {
+                    let Ok(signed) = SignedAction::from_wire(&record.wire) else {
+                        continue;
+                    };
+                    let Ok(action) = mig_proto::Action::from_canonical_bytes(signed.body()) else {
+                        continue;
+                    };
+                    let (Some(runtime), Some(reply_to)) =
+                        (self.runtime.clone(), action.reply_to.clone())
+                    else {
+                        continue;
+                    };
+                    self.paths.insert(signed.id(), previous);
+                    let now = now_timestamp();
+                    let result = mig_proto::AgentResult {
+                        action_id: signed.id(),
+                        agent: runtime.attributes().clone(),
+                        status: mig_proto::AgentStatus::Expired,
+                        reason: Some("the agent restarted while running this action, and it has expired since".into()),
+                        operations: Vec::new(),
+                        started_at: now,
+                        finished_at: now,
+                    };
+                    let parcel = make_parcel(
+                        &self.keypair,
+                        self.swarm.local_peer_id(),
+                        runtime.attributes(),
+                        signed.id(),
+                        &reply_to,
+                        action.expireafter.map_or(0, Timestamp::unix_seconds),
+                        ReportBody::Result(Box::new(result)),
+                    );
+                    let store = self.store.clone();
+                    let sender = self.internal_sender.clone();
+                    tokio::spawn(async move {
+                        if enqueue(&store, &sender, parcel.into_iter().collect()).await {
+                            let _ =
+                                tokio::task::spawn_blocking(move || store.run_finished(&id)).await;
+                        }
+                    });
+                }
             }
         }
     }
@@ -737,11 +810,12 @@ impl Mesh {
         &mut self,
         action: mig_proto::VerifiedAction,
         refusal: Option<String>,
-        wire_len: usize,
+        wire: Vec<u8>,
         source: PeerId,
+        resumed: bool,
     ) {
         let Some(runtime) = self.runtime.clone() else {
-            tracing::info!(action = %action.id, name = %action.action.name, from = %source, bytes = wire_len, "forwarding an action");
+            tracing::info!(action = %action.id, name = %action.action.name, from = %source, bytes = wire.len(), "forwarding an action");
             return;
         };
         let attributes = runtime.attributes().clone();
@@ -790,21 +864,44 @@ impl Mesh {
             self.status.actions_run += 1;
         }
         let shutdown = self.shutdown.clone();
+        let mut record = Vec::new();
+        let _ = ciborium::into_writer(
+            &RunRecord {
+                wire,
+                previous: source.to_bytes(),
+            },
+            &mut record,
+        );
         tokio::spawn(async move {
-            let first = match &refusal {
-                Some(reason) => parcel(ReportBody::Rejected {
-                    reason: reason.clone(),
-                }),
-                None => parcel(ReportBody::Ack),
-            };
-            enqueue(&store, &sender, first.into_iter().collect()).await;
+            if !resumed {
+                let first = match &refusal {
+                    Some(reason) => parcel(ReportBody::Rejected {
+                        reason: reason.clone(),
+                    }),
+                    None => parcel(ReportBody::Ack),
+                };
+                enqueue(&store, &sender, first.into_iter().collect()).await;
+            }
             if refusal.is_some() {
                 return;
+            }
+            // Journalled before it runs, so a crash is noticed at restart.
+            let journal = store.clone();
+            let id = action.id;
+            let started =
+                tokio::task::spawn_blocking(move || journal.run_started(&id.0, &record)).await;
+            if !matches!(started, Ok(Ok(()))) {
+                tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
             }
             let result = runtime
                 .run_action(action.id, &action.action, shutdown.child_token())
                 .await;
-            enqueue(
+            if shutdown.is_cancelled() {
+                // Stopped by a shutdown: the journal entry stays, and the
+                // action resumes at the next start.
+                return;
+            }
+            let stored = enqueue(
                 &store,
                 &sender,
                 parcel(ReportBody::Result(Box::new(result)))
@@ -812,6 +909,9 @@ impl Mesh {
                     .collect(),
             )
             .await;
+            if stored {
+                let _ = tokio::task::spawn_blocking(move || store.run_finished(&id.0)).await;
+            }
         });
     }
 
@@ -1025,8 +1125,49 @@ async fn enqueue(
     }
 }
 
+/// What the journal keeps about a run in progress.
+#[derive(Serialize, serde::Deserialize)]
+struct RunRecord {
+    #[serde(with = "serde_bytes")]
+    wire: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    previous: Vec<u8>,
+}
+
+/// A signed report ready to travel to the console named in `reply_to`.
+fn make_parcel(
+    keypair: &Keypair,
+    agent: &PeerId,
+    attributes: &mig_proto::AgentAttributes,
+    action_id: ActionId,
+    reply_to: &mig_proto::ReplyTo,
+    expire_after: i64,
+    body: ReportBody,
+) -> Option<Parcel> {
+    let console: PeerId = reply_to.peer_id.parse().ok()?;
+    let report = Report {
+        action_id,
+        agent: agent.to_string(),
+        attributes: attributes.clone(),
+        body,
+    };
+    let signed = SignedReport::sign(&report, keypair).ok()?;
+    Some(Parcel {
+        console: console.to_bytes(),
+        console_addresses: reply_to.addresses.clone(),
+        action_id: action_id.0.to_vec(),
+        expire_after,
+        report: signed,
+    })
+}
+
 /// Decodes, verifies and journals an action from the wire.
 fn check_action(data: &[u8], config: &NodeConfig, store: &Store) -> Validation {
+    check_action_with(data, config, Some(store))
+}
+
+/// Decodes and verifies an action; with a store, also refuses replays.
+fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) -> Validation {
     let signed = match SignedAction::from_wire(data) {
         Ok(signed) => signed,
         Err(mig_proto::WireError::TooLarge { .. }) => return Validation::Reject("too_large"),
@@ -1062,12 +1203,14 @@ fn check_action(data: &[u8], config: &NodeConfig, store: &Store) -> Validation {
         None => return Validation::Reject("malformed"),
     };
     let expire_after = action.expireafter.map_or(0, Timestamp::unix_seconds);
-    match store.remember_action(&verdict.action_id.0, expire_after) {
-        Ok(true) => {}
-        Ok(false) => return Validation::Ignore("duplicate"),
-        Err(error) => {
-            tracing::error!(%error, "journal unavailable");
-            return Validation::Ignore("journal_unavailable");
+    if let Some(store) = store {
+        match store.remember_action(&verdict.action_id.0, expire_after) {
+            Ok(true) => {}
+            Ok(false) => return Validation::Ignore("duplicate"),
+            Err(error) => {
+                tracing::error!(%error, "journal unavailable");
+                return Validation::Ignore("journal_unavailable");
+            }
         }
     }
     let target = match mig_proto::Target::parse(&action.target) {
@@ -1088,6 +1231,6 @@ fn check_action(data: &[u8], config: &NodeConfig, store: &Store) -> Validation {
             signers,
         }),
         refusal,
-        wire_len: data.len(),
+        wire: data.to_vec(),
     }
 }

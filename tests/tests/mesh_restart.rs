@@ -1,0 +1,115 @@
+//! An agent killed (`kill -9`) in the middle of an action finishes it
+//! after it restarts, and the result reaches the console, which was
+//! waiting all along.
+
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mig_tests::{Investigator, binary, start_agent, start_relay};
+
+const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
+
+fn status(data_dir: &std::path::Path) -> Option<serde_json::Value> {
+    let output = Command::new(binary("mig-node"))
+        .args(["status", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .ok()?;
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+#[test]
+fn an_agent_killed_mid_action_finishes_it_after_restarting() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    // A 20 GiB sparse file: hashing it takes long enough to be interrupted.
+    let big = root.join("data/big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(20 << 30)
+        .unwrap();
+    let agent_dir = dir.join("agent");
+    let mut agent = start_agent(
+        &agent_dir,
+        LOOPBACK,
+        &relay,
+        &investigator.public,
+        &root,
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+
+    let small = b"what the file holds after the restart";
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(small));
+    let action = dir.join("action.json");
+    std::fs::write(
+        &action,
+        serde_json::json!({"name": "restart", "target": "true", "syntaxversion": 2,
+            "operations": [{"module": "file", "parameters": {"searches": {"s1": {"paths": ["/data"], "sha256": [digest]}}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let console = Command::new(binary("mig"))
+        .arg("run")
+        .arg(&action)
+        .arg("--key")
+        .arg(&investigator.key)
+        .args([
+            "--bootstrap",
+            &relay,
+            "--format",
+            "json",
+            "--timeout",
+            "120s",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("console"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Wait until the agent runs it, then kill it hard.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(&agent_dir).is_none_or(|status| status["actions_run"] != 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never started the action"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    std::fs::write(&big, small).unwrap();
+
+    let _restarted = start_agent(
+        &agent_dir,
+        LOOPBACK,
+        &relay,
+        &investigator.public,
+        &root,
+        &[],
+    );
+    let output = console.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["summary"]["answered"], 1, "{outcome}");
+    let result = &outcome["agents"][0]["result"];
+    assert_eq!(result["status"], "success", "{result}");
+    assert_eq!(
+        result["operations"][0]["elements"]["s1"][0]["file"], "/data/big",
+        "{result}"
+    );
+}
