@@ -40,6 +40,9 @@ fn operation<E: std::fmt::Display>(error: E) -> StoreError {
     StoreError::Operation(error.to_string())
 }
 
+/// A key and its value, as stored.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// A read-only view of the hash cache.
 pub struct HashReader {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
@@ -140,7 +143,7 @@ impl Store {
     }
 
     /// Runs that were interrupted (started, never finished).
-    pub fn interrupted_runs(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn interrupted_runs(&self) -> Result<Vec<KeyValue>, StoreError> {
         let transaction = self.database.begin_read().map_err(operation)?;
         let table = transaction.open_table(RUNS).map_err(operation)?;
         let mut runs = Vec::new();
