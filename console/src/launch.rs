@@ -39,6 +39,8 @@ pub struct LaunchOptions {
     pub timeout: Duration,
     /// The validity window given to an unsigned action.
     pub expiry_seconds: i64,
+    /// Find peers on the local network by multicast DNS.
+    pub mdns: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,7 @@ pub async fn launch(
         max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
         max_concurrent_actions: 1,
         external_addresses: Vec::new(),
+        mdns: options.mdns,
     };
     let shutdown = CancellationToken::new();
     let (mut node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone())

@@ -52,8 +52,11 @@ enum Command {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
         /// A bootstrap peer (multiaddr with /p2p/<id>), repeatable.
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "mdns")]
         bootstrap: Vec<Multiaddr>,
+        /// Find agents on the local network by multicast DNS (no relay).
+        #[arg(long)]
+        mdns: bool,
         /// Stop waiting for answers after this long.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: i64,
@@ -101,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         action,
         key,
         passphrase_file,
+        mdns,
         bootstrap,
         timeout,
         expire,
@@ -139,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         psk,
         timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
         expiry_seconds: expire,
+        mdns,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

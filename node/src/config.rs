@@ -14,6 +14,7 @@
 //! max_validity = "7d"
 //! max_concurrent_actions = 4
 //! external_addresses = []            # relays: addresses others dial
+//! mdns = false                       # find peers on the LAN, no relay needed
 //! ```
 
 use std::collections::BTreeMap;
@@ -63,6 +64,8 @@ pub struct ConfigFile {
     pub max_concurrent_actions: Option<usize>,
     #[serde(default)]
     pub external_addresses: Vec<String>,
+    /// Find peers on the local network by multicast DNS.
+    pub mdns: Option<bool>,
 }
 
 impl ConfigFile {
@@ -92,7 +95,8 @@ impl ConfigFile {
             root,
             psk,
             max_validity,
-            max_concurrent_actions
+            max_concurrent_actions,
+            mdns
         );
         macro_rules! replace {
             ($($field:ident),*) => { $( if !other.$field.is_empty() { self.$field = other.$field; } )* };
@@ -117,6 +121,7 @@ pub struct NodeConfig {
     pub max_validity_seconds: i64,
     pub max_concurrent_actions: usize,
     pub external_addresses: Vec<Multiaddr>,
+    pub mdns: bool,
 }
 
 fn multiaddrs(key: &'static str, values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -237,6 +242,7 @@ impl NodeConfig {
             max_validity_seconds,
             max_concurrent_actions,
             external_addresses: multiaddrs("external_addresses", &file.external_addresses)?,
+            mdns: file.mdns.unwrap_or(false),
         })
     }
 }
@@ -319,7 +325,12 @@ mod tests {
             tags: BTreeMap::from([("site".into(), "ams".into())]),
             ..ConfigFile::default()
         };
+        let flags = ConfigFile {
+            mdns: Some(true),
+            ..flags
+        };
         let merged = file.overlay(flags);
+        assert_eq!(merged.mdns, Some(true));
         assert_eq!(merged.data_dir.unwrap(), Path::new("/b"));
         assert_eq!(merged.listen, ["/ip4/0.0.0.0/tcp/1"]);
         assert_eq!(merged.tags.len(), 2);

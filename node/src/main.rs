@@ -74,6 +74,9 @@ struct NodeFlags {
     /// An address others can dial this node at (relays).
     #[arg(long)]
     external_address: Vec<String>,
+    /// Find peers on the local network by multicast DNS.
+    #[arg(long)]
+    mdns: bool,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -103,6 +106,7 @@ impl NodeFlags {
             max_validity: self.max_validity.clone(),
             max_concurrent_actions: self.max_concurrent_actions,
             external_addresses: self.external_address.clone(),
+            mdns: self.mdns.then_some(true),
         };
         Ok(NodeConfig::from_file(base.overlay(flags))?)
     }

@@ -79,6 +79,7 @@ pub struct Behaviour {
     ping: ping::Behaviour,
     relay: Toggle<relay::Behaviour>,
     limits: libp2p::connection_limits::Behaviour,
+    mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +330,14 @@ fn build_swarm(
                 kad.set_mode(Some(kad::Mode::Server));
                 kad
             });
+            let mdns = if config.mdns {
+                Some(libp2p::mdns::tokio::Behaviour::new(
+                    libp2p::mdns::Config::default(),
+                    peer_id,
+                )?)
+            } else {
+                None
+            };
             let limits = libp2p::connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(if role == Role::Relay { 8192 } else { 256 }))
                 .with_max_established_per_peer(Some(2))
@@ -355,6 +364,7 @@ fn build_swarm(
                 ping: ping::Behaviour::default(),
                 relay: Toggle::from(relay),
                 limits: libp2p::connection_limits::Behaviour::new(limits),
+                mdns: Toggle::from(mdns),
             })
         })
         .map_err(|error| transport_error(&error))?
@@ -588,6 +598,18 @@ impl Mesh {
                 let _ = self.swarm.dial(peer);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
+                for (peer, address) in found {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.add_address(&peer, address.clone());
+                    }
+                    if !self.swarm.is_connected(&peer)
+                        && (self.role == Role::Console || self.swarm.connected_peers().count() < TARGET_LINKS)
+                    {
+                        let _ = self.swarm.dial(address.with_p2p(peer).unwrap_or_else(|address| address));
+                    }
+                }
+            }
             SwarmEvent::ConnectionEstablished { .. }
                 if self.role != Role::Console && self.swarm.connected_peers().count() <= 2 =>
             {
