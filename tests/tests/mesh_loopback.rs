@@ -159,3 +159,67 @@ fn untargeted_agents_stay_quiet_and_refusing_agents_say_so() {
     assert_eq!(status["actions_accepted"], 1, "{status}");
     assert_eq!(status["actions_run"], 0, "{status}");
 }
+
+#[test]
+fn with_a_pre_shared_key_only_members_connect() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let member_key = dir.join("swarm.key");
+    std::fs::write(&member_key, format!("{}\n", "ab".repeat(32))).unwrap();
+    let other_key = dir.join("other.key");
+    std::fs::write(&other_key, format!("{}\n", "cd".repeat(32))).unwrap();
+    let psk = |path: &std::path::Path| vec!["--psk".to_owned(), path.display().to_string()];
+    let member_psk = psk(&member_key);
+    let member_args: Vec<&str> = member_psk.iter().map(String::as_str).collect();
+    let (_relay, relay) = start_relay(
+        &dir.join("relay"),
+        LOOPBACK,
+        &investigator.public,
+        &member_args,
+    );
+    let mut agents = Vec::new();
+    for (name, key) in [("member", &member_key), ("outsider", &other_key)] {
+        let root = dir.join(format!("root-{name}"));
+        host_tree(&root, None);
+        let tag = format!("n={name}");
+        let key_args = psk(key);
+        let mut arguments = vec!["--tag", tag.as_str()];
+        arguments.extend(key_args.iter().map(String::as_str));
+        agents.push(start_agent(
+            &dir.join(format!("agent-{name}")),
+            LOOPBACK,
+            &relay,
+            &investigator.public,
+            &root,
+            &arguments,
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let action = dir.join("action.json");
+    std::fs::write(&action, seed_example_with(&[], None)).unwrap();
+    let output = run_console(
+        &action,
+        &investigator.key,
+        &relay,
+        &dir.join("console"),
+        &member_args,
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let agents_seen = agents_by_tag(&outcome);
+    assert!(agents_seen["member"]["result"].is_object(), "{outcome}");
+    assert!(!agents_seen.contains_key("outsider"), "{outcome}");
+    let status = std::process::Command::new(mig_tests::binary("mig-node"))
+        .args(["status", "--data-dir"])
+        .arg(dir.join("agent-outsider"))
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["connected_peers"], 0, "{status}");
+}
