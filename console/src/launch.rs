@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 /// How long the mesh must stay quiet after the last ack before the console
 /// concludes that every targeted agent has spoken.
 const QUIET_AFTER_LAST_ACK: Duration = Duration::from_millis(1500);
+/// How long to wait for a relay to grant a circuit reservation.
+const CIRCUIT_WAIT: Duration = Duration::from_secs(3);
 /// How long to wait for a first peer to publish to.
 const PEER_WAIT: Duration = Duration::from_secs(20);
 
@@ -147,13 +149,25 @@ pub async fn launch(
         .map_err(other)?;
     let this_console = node.peer_id.to_string();
 
-    // Our addresses, for agents that must dial us directly.
-    let mut addresses = Vec::new();
+    // Our addresses, for agents that must dial us directly: the listening
+    // ones, and a relay circuit once the bootstrap relay grants one.
+    let mut addresses: Vec<String> = Vec::new();
     let settle = Instant::now() + Duration::from_millis(300);
-    while let Ok(Some(MeshEvent::Listening(address))) =
-        tokio::time::timeout_at(settle, node.events.recv()).await
-    {
-        addresses.push(address.to_string());
+    let circuit_deadline = Instant::now() + CIRCUIT_WAIT;
+    loop {
+        let has_circuit = addresses
+            .iter()
+            .any(|address| address.contains("/p2p-circuit"));
+        let until = if options.bootstrap.is_empty() || has_circuit {
+            settle
+        } else {
+            circuit_deadline
+        };
+        match tokio::time::timeout_at(until, node.events.recv()).await {
+            Ok(Some(MeshEvent::Listening(address))) => addresses.push(address.to_string()),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
     }
 
     if action.signatures.is_empty() {

@@ -170,6 +170,16 @@ fn an_action_crosses_segments_through_the_relay_and_every_result_comes_home() {
         String::from_utf8_lossy(&output.stderr)
     );
     let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let addresses = outcome["action"]["reply_to"]["addresses"]
+        .as_array()
+        .unwrap();
+    assert!(
+        addresses.iter().any(|address| address
+            .as_str()
+            .unwrap()
+            .contains(&format!("{relay_id}/p2p-circuit/p2p/"))),
+        "the console's reply_to carries its relay circuit address: {addresses:?}"
+    );
     assert_eq!(outcome["summary"]["acked"], 10, "{}", outcome["summary"]);
     assert_eq!(outcome["summary"]["answered"], 10, "{}", outcome["summary"]);
     let agents_seen = agents_by_tag(&outcome);

@@ -78,6 +78,7 @@ pub struct Behaviour {
     kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     ping: ping::Behaviour,
     relay: Toggle<relay::Behaviour>,
+    relay_client: relay::client::Behaviour,
     limits: libp2p::connection_limits::Behaviour,
     mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
 }
@@ -229,6 +230,8 @@ struct Mesh {
     internal_sender: mpsc::Sender<Internal>,
     status: Status,
     traffic: Arc<traffic::Traffic>,
+    /// Relays this console holds a circuit reservation on.
+    reserved: std::collections::HashSet<PeerId>,
     shutdown: CancellationToken,
 }
 
@@ -271,7 +274,9 @@ fn build_swarm(
         .with_tokio()
         .with_other_transport(transport)
         .map_err(|error| transport_error(&error))?
-        .with_behaviour(|key| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|error| transport_error(&error))?
+        .with_behaviour(|key, relay_client| {
             let peer_id = key.public().to_peer_id();
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(gossipsub::ValidationMode::Strict)
@@ -365,6 +370,7 @@ fn build_swarm(
                 relay: Toggle::from(relay),
                 limits: libp2p::connection_limits::Behaviour::new(limits),
                 mdns: Toggle::from(mdns),
+                relay_client,
             })
         })
         .map_err(|error| transport_error(&error))?
@@ -451,6 +457,7 @@ pub async fn start(
             ..Status::default()
         },
         traffic: counters,
+        reserved: std::collections::HashSet::new(),
         shutdown: shutdown.clone(),
     };
     mesh.load_outbox();
@@ -598,6 +605,15 @@ impl Mesh {
                 let _ = self.swarm.dial(peer);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                tracing::debug!(?event, "relay client");
+            }
+            SwarmEvent::ListenerClosed { addresses, reason, .. } => {
+                tracing::debug!(?addresses, ?reason, "listener closed");
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!(%error, "listener error");
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
                 for (peer, address) in found {
                     if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
@@ -607,6 +623,26 @@ impl Mesh {
                         && (self.role == Role::Console || self.swarm.connected_peers().count() < TARGET_LINKS)
                     {
                         let _ = self.swarm.dial(address.with_p2p(peer).unwrap_or_else(|address| address));
+                    }
+                }
+            }
+            // A console reserves a slot on each bootstrap relay once it is
+            // connected (a second dial would be refused): the circuit
+            // address goes into `reply_to`, so an agent whose reverse path
+            // broke can still reach the console through the relay.
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.role == Role::Console => {
+                let circuits: Vec<Multiaddr> = self
+                    .config
+                    .bootstrap
+                    .iter()
+                    .filter(|address| address.iter().last() == Some(libp2p::multiaddr::Protocol::P2p(peer_id)))
+                    .map(|address| address.clone().with(libp2p::multiaddr::Protocol::P2pCircuit))
+                    .collect();
+                for circuit in circuits {
+                    if self.reserved.insert(peer_id)
+                        && let Err(error) = self.swarm.listen_on(circuit.clone())
+                    {
+                        tracing::warn!(%circuit, %error, "cannot reserve a relay circuit");
                     }
                 }
             }
