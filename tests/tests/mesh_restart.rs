@@ -113,3 +113,91 @@ fn an_agent_killed_mid_action_finishes_it_after_restarting() {
         "{result}"
     );
 }
+
+/// The reverse path breaks (the relay that delivered the action dies while
+/// the agent works): the agent dials the console directly, at an address
+/// from the signed `reply_to`, and the result still comes home.
+#[test]
+fn a_broken_path_falls_back_to_dialling_the_console() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let (relay_process, relay) =
+        start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    // Some seconds of reading: time to cut the path meanwhile.
+    std::fs::File::create(root.join("data/big"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let agent_dir = dir.join("agent");
+    let _agent = start_agent(
+        &agent_dir,
+        LOOPBACK,
+        &relay,
+        &investigator.public,
+        &root,
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let action = dir.join("action.json");
+    std::fs::write(
+        &action,
+        serde_json::json!({"name": "fallback", "target": "true", "syntaxversion": 2,
+            // The size check hits at once; the hash check makes the agent
+            // read all 1 GiB first.
+            "operations": [{"module": "file", "parameters": {"searches": {"s1": {"paths": ["/data"], "sizes": [">100m"],
+                "sha256": ["0000000000000000000000000000000000000000000000000000000000000000"]}}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let console = Command::new(binary("mig"))
+        .arg("run")
+        .arg(&action)
+        .arg("--key")
+        .arg(&investigator.key)
+        .args([
+            "--bootstrap",
+            &relay,
+            "--format",
+            "json",
+            "--timeout",
+            "60s",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("console"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(&agent_dir).is_none_or(|status| status["actions_run"] != 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never started the action"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(relay_process);
+    let cut = Instant::now();
+    let output = console.wait_with_output().unwrap();
+    assert!(
+        cut.elapsed() > Duration::from_millis(500),
+        "the result came home before the path was cut"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["summary"]["answered"], 1, "{outcome}");
+    assert_eq!(
+        outcome["agents"][0]["result"]["operations"][0]["elements"]["s1"][0]["file"],
+        "/data/big"
+    );
+}
