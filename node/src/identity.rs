@@ -21,6 +21,14 @@ pub fn load_or_create(data_dir: &Path) -> Result<Keypair, IdentityError> {
         message,
     };
     std::fs::create_dir_all(data_dir).map_err(|e| error(e.to_string()))?;
+    // The data directory holds the journal and reports waiting to go home:
+    // only the node's user may look inside.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| error(e.to_string()))?;
+    }
     match std::fs::read(&path) {
         Ok(bytes) => {
             #[cfg(unix)]
@@ -74,5 +82,9 @@ mod tests {
         let first = load_or_create(dir.path()).unwrap();
         let second = load_or_create(dir.path()).unwrap();
         assert_eq!(first.public().to_peer_id(), second.public().to_peer_id());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("identity.key")), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
     }
 }
