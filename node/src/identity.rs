@@ -20,14 +20,17 @@ pub fn load_or_create(data_dir: &Path) -> Result<Keypair, IdentityError> {
         path: path.display().to_string(),
         message,
     };
-    std::fs::create_dir_all(data_dir).map_err(|e| error(e.to_string()))?;
     // The data directory holds the journal and reports waiting to go home:
-    // only the node's user may look inside.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| error(e.to_string()))?;
+    // only the node's user may look inside one the node creates. A
+    // directory someone else made keeps its mode.
+    if !data_dir.exists() {
+        std::fs::create_dir_all(data_dir).map_err(|e| error(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| error(e.to_string()))?;
+        }
     }
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -78,13 +81,27 @@ mod tests {
 
     #[test]
     fn the_identity_persists() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create(dir.path()).unwrap();
-        let second = load_or_create(dir.path()).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("node");
+        let first = load_or_create(&dir).unwrap();
+        let second = load_or_create(&dir).unwrap();
         assert_eq!(first.public().to_peer_id(), second.public().to_peer_id());
         use std::os::unix::fs::PermissionsExt;
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&dir.path().join("identity.key")), 0o600);
-        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.join("identity.key")), 0o600);
+        assert_eq!(
+            mode(&dir),
+            0o700,
+            "a data directory the node creates is private"
+        );
+        let existing = parent.path().join("existing");
+        std::fs::create_dir(&existing).unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        load_or_create(&existing).unwrap();
+        assert_eq!(
+            mode(&existing),
+            0o755,
+            "a directory the node did not create keeps its mode"
+        );
     }
 }
