@@ -85,13 +85,12 @@ impl Module for AgentInfo {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use mig_proto::AgentAttributes;
 
     use super::*;
-    use crate::modules::Cancellation;
+    use crate::modules::testing::context_with;
 
     #[test]
     fn describes_the_agent() {
@@ -100,20 +99,8 @@ mod tests {
             os: "linux".into(),
             ..Default::default()
         };
-        let context = ModuleContext {
-            root: "/".into(),
-            cancellation: Cancellation::new(Instant::now() + Duration::from_secs(30)),
-            store: None,
-            attributes: Arc::new(attributes),
-            pool: Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .unwrap(),
-            ),
-            agent_started: SystemTime::now() - Duration::from_secs(3700),
-            now: SystemTime::now(),
-        };
+        let mut context = context_with(std::path::Path::new("/"), None, attributes);
+        context.agent_started = SystemTime::now() - Duration::from_secs(3700);
         let result = AgentInfo.run(&json!({}), &context).unwrap();
         assert!(result.foundanything);
         assert_eq!(result.elements["agent"]["name"], "web1");

@@ -204,6 +204,53 @@ pub fn go_duration(duration: Duration) -> String {
     }
 }
 
+/// What module tests share: a context over a test tree, and a way to plant
+/// files in it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use mig_proto::AgentAttributes;
+
+    use super::{Cancellation, ModuleContext};
+    use crate::store::Store;
+
+    /// A context rooted at `root`, a minute to run, the given attributes.
+    pub(crate) fn context_with(
+        root: &Path,
+        store: Option<Arc<Store>>,
+        attributes: AgentAttributes,
+    ) -> ModuleContext {
+        ModuleContext {
+            root: root.to_path_buf(),
+            cancellation: Cancellation::new(Instant::now() + Duration::from_secs(60)),
+            store,
+            attributes: Arc::new(attributes),
+            pool: Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(2)
+                    .build()
+                    .expect("a thread pool"),
+            ),
+            agent_started: SystemTime::now(),
+            now: SystemTime::now(),
+        }
+    }
+
+    pub(crate) fn context(root: &Path) -> ModuleContext {
+        context_with(root, None, AgentAttributes::default())
+    }
+
+    /// Writes `contents` at `path` (as seen from `root`), making directories.
+    pub(crate) fn plant(root: &Path, path: &str, contents: impl AsRef<[u8]>) {
+        let full = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(full.parent().expect("a parent")).expect("directories");
+        std::fs::write(full, contents).expect("a file");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

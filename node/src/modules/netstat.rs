@@ -367,20 +367,12 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::path::Path;
-    use std::sync::Arc;
-    use std::time::{Duration, Instant, SystemTime};
 
     use mig_proto::{AgentAttributes, AgentEnvironment};
     use serde_json::json;
 
     use super::*;
-    use crate::modules::Cancellation;
-
-    fn write(root: &Path, path: &str, text: &str) {
-        let full = root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
+    use crate::modules::testing::{context, context_with, plant};
 
     /// A synthetic host: sshd listening on 22, a connection to
     /// 203.0.113.9:4444 owned by pid 4242 ("nc"), an IPv6 listener on
@@ -389,40 +381,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
-        write(
+        plant(
             root,
             "/proc/net/tcp",
-            &format!(
+            format!(
                 "{header}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n   1: 0500000A:C350 097100CB:115C 01 00000000:00000000 00:00000000 00000000  1000        0 2002 1 0 20 4 30 10 -1\n"
             ),
         );
-        write(
+        plant(
             root,
             "/proc/net/tcp6",
-            &format!(
+            format!(
                 "{header}   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3003 1 0 100 0 0 10 0\n"
             ),
         );
-        write(
+        plant(
             root,
             "/proc/net/udp",
-            &format!(
+            format!(
                 "{header}   0: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4004 2 0 0\n"
             ),
         );
-        write(
+        plant(
             root,
             "/proc/net/arp",
             "IP address       HW type     Flags       HW address            Mask     Device\n192.168.1.1      0x1         0x2         AA:BB:CC:DD:EE:01     *        eth0\n10.0.0.7         0x1         0x2         00:1b:21:00:00:07     *        eth1\n",
         );
-        write(root, "/sys/class/net/eth0/address", "8c:70:5a:01:02:03\n");
-        write(root, "/sys/class/net/lo/address", "00:00:00:00:00:00\n");
-        write(
+        plant(root, "/sys/class/net/eth0/address", "8c:70:5a:01:02:03\n");
+        plant(root, "/sys/class/net/lo/address", "00:00:00:00:00:00\n");
+        plant(
             root,
             "/proc/4242/status",
             "Name:\tnc\nPPid:\t1\nUid:\t1000\t1000\t1000\t1000\n",
         );
-        write(
+        plant(
             root,
             "/proc/4242/cmdline",
             "nc\u{0}203.0.113.9\u{0}4444\u{0}",
@@ -430,7 +422,7 @@ mod tests {
         fs::create_dir_all(root.join("proc/4242/fd")).unwrap();
         symlink("socket:[2002]", root.join("proc/4242/fd/3")).unwrap();
         symlink("/dev/null", root.join("proc/4242/fd/0")).unwrap();
-        write(
+        plant(
             root,
             "/etc/passwd",
             "root:x:0:0::/root:/bin/sh\nmallory:x:1000:1000::/home/m:/bin/sh\n",
@@ -446,21 +438,9 @@ mod tests {
             },
             ..Default::default()
         };
-        let context = ModuleContext {
-            root: root.to_path_buf(),
-            cancellation: Cancellation::new(Instant::now() + Duration::from_secs(30)),
-            store: None,
-            attributes: Arc::new(attributes),
-            pool: Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .unwrap(),
-            ),
-            agent_started: SystemTime::now(),
-            now: SystemTime::now(),
-        };
-        Netstat.run(&parameters, &context).unwrap()
+        Netstat
+            .run(&parameters, &context_with(root, None, attributes))
+            .unwrap()
     }
 
     #[test]
@@ -548,21 +528,10 @@ mod tests {
     fn bad_parameters_are_refused() {
         let dir = host();
         let context_error = |parameters: Json| {
-            let context = ModuleContext {
-                root: dir.path().to_path_buf(),
-                cancellation: Cancellation::new(Instant::now() + Duration::from_secs(30)),
-                store: None,
-                attributes: Arc::new(AgentAttributes::default()),
-                pool: Arc::new(
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads(1)
-                        .build()
-                        .unwrap(),
-                ),
-                agent_started: SystemTime::now(),
-                now: SystemTime::now(),
-            };
-            Netstat.run(&parameters, &context).unwrap_err().to_string()
+            Netstat
+                .run(&parameters, &context(dir.path()))
+                .unwrap_err()
+                .to_string()
         };
         assert!(context_error(json!({})).contains("at least one"));
         assert!(context_error(json!({"connectedip": ["10.0.0.300"]})).contains("not an IP"));

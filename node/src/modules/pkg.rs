@@ -282,37 +282,11 @@ impl Module for Pkg {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-    use std::sync::Arc;
-    use std::time::SystemTime;
-
-    use mig_proto::AgentAttributes;
-
     use super::*;
-    use crate::modules::Cancellation;
-
-    fn write(root: &Path, path: &str, text: &str) {
-        let full = root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
+    use crate::modules::testing::{context, plant};
 
     fn run(root: &Path, parameters: Json) -> Result<ModuleResult, ModuleError> {
-        let context = ModuleContext {
-            root: root.to_path_buf(),
-            cancellation: Cancellation::new(Instant::now() + Duration::from_secs(30)),
-            store: None,
-            attributes: Arc::new(AgentAttributes::default()),
-            pool: Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .unwrap(),
-            ),
-            agent_started: SystemTime::now(),
-            now: SystemTime::now(),
-        };
-        Pkg.run(&parameters, &context)
+        Pkg.run(&parameters, &context(root))
     }
 
     const DPKG_STATUS: &str = "Package: openssl\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nVersion: 3.0.11-1~deb12u2\nDescription: Secure Sockets Layer toolkit\n multi-line description\n\nPackage: libssl1.0.0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0.2g-1ubuntu4\n\nPackage: removed-thing\nStatus: deinstall ok config-files\nArchitecture: all\nVersion: 1.0\n";
@@ -320,7 +294,7 @@ mod tests {
     #[test]
     fn dpkg_packages_by_name_and_version() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "/var/lib/dpkg/status", DPKG_STATUS);
+        plant(dir.path(), "/var/lib/dpkg/status", DPKG_STATUS);
         let result = run(dir.path(), json!({"pkgmatch": {"matches": ["ssl"]}})).unwrap();
         let names: Vec<&str> = result.elements["packages"]
             .as_array()
@@ -352,7 +326,7 @@ mod tests {
     #[test]
     fn apk_packages() {
         let dir = tempfile::tempdir().unwrap();
-        write(
+        plant(
             dir.path(),
             "/lib/apk/db/installed",
             "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\n\nP:busybox\nV:1.36.1-r5\nA:x86_64\n",

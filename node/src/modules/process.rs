@@ -242,65 +242,38 @@ impl Module for Process {
 mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
-    use std::sync::Arc;
-    use std::time::{Duration, SystemTime};
-
-    use mig_proto::AgentAttributes;
 
     use super::*;
-    use crate::modules::Cancellation;
-
-    fn write(root: &Path, path: &str, text: &[u8]) {
-        let full = root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-
-    fn context(root: &Path) -> ModuleContext {
-        ModuleContext {
-            root: root.to_path_buf(),
-            cancellation: Cancellation::new(Instant::now() + Duration::from_secs(30)),
-            store: None,
-            attributes: Arc::new(AgentAttributes::default()),
-            pool: Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .unwrap(),
-            ),
-            agent_started: SystemTime::now(),
-            now: SystemTime::now(),
-        }
-    }
+    use crate::modules::testing::{context, plant};
 
     /// pid 1 is init (root); pid 4242 is "nc" run by mallory, connected to
     /// 203.0.113.9:4444, its executable a file in the tree.
     fn host() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(
+        plant(
             root,
             "/etc/passwd",
             b"root:x:0:0::/root:/bin/sh\nmallory:x:1000:1000::/home/m:/bin/sh\n",
         );
-        write(
+        plant(
             root,
             "/proc/1/status",
             b"Name:\tinit\nPPid:\t0\nUid:\t0\t0\t0\t0\n",
         );
-        write(root, "/proc/1/cmdline", b"/sbin/init\0");
-        write(
+        plant(root, "/proc/1/cmdline", b"/sbin/init\0");
+        plant(
             root,
             "/proc/4242/status",
             b"Name:\tnc\nPPid:\t1\nUid:\t1000\t1000\t1000\t1000\n",
         );
-        write(root, "/proc/4242/cmdline", b"nc\x00203.0.113.9\x004444\x00");
-        write(root, "/bin/nc", b"not really netcat");
+        plant(root, "/proc/4242/cmdline", b"nc\x00203.0.113.9\x004444\x00");
+        plant(root, "/bin/nc", b"not really netcat");
         symlink(root.join("bin/nc"), root.join("proc/4242/exe")).unwrap();
         fs::create_dir_all(root.join("proc/4242/fd")).unwrap();
         symlink("socket:[2002]", root.join("proc/4242/fd/3")).unwrap();
         let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
-        write(root, "/proc/net/tcp", format!("{header}   1: 0500000A:C350 097100CB:115C 01 00000000:00000000 00:00000000 00000000  1000        0 2002 1 0 20 4 30 10 -1\n").as_bytes());
+        plant(root, "/proc/net/tcp", format!("{header}   1: 0500000A:C350 097100CB:115C 01 00000000:00000000 00:00000000 00000000  1000        0 2002 1 0 20 4 30 10 -1\n").as_bytes());
         dir
     }
 

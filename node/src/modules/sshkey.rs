@@ -321,14 +321,8 @@ impl Module for SshKey {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-    use std::sync::Arc;
-    use std::time::{Duration, SystemTime};
-
-    use mig_proto::AgentAttributes;
-
     use super::*;
-    use crate::modules::Cancellation;
+    use crate::modules::testing::{context, plant};
 
     // Throwaway keys made for this test with ssh-keygen; their
     // fingerprints are what `ssh-keygen -l` printed.
@@ -354,47 +348,23 @@ f3NmnjZ/LN3r6lJw==
 ";
     const ENCRYPTED_SHA256: &str = "SHA256:ktyej4vk/0wpursQiDH1bxKdu8dzw4GKxydn/dWn2N0";
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let full = root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(full.parent().unwrap()).unwrap();
-        fs::write(full, text).unwrap();
-    }
-
     fn run(root: &Path, parameters: Json) -> ModuleResult {
-        let context = ModuleContext {
-            root: root.to_path_buf(),
-            cancellation: Cancellation::new(Instant::now() + Duration::from_secs(30)),
-            store: None,
-            attributes: Arc::new(AgentAttributes::default()),
-            pool: Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .unwrap(),
-            ),
-            agent_started: SystemTime::now(),
-            now: SystemTime::now(),
-        };
-        SshKey.run(&parameters, &context).unwrap()
+        SshKey.run(&parameters, &context(root)).unwrap()
     }
 
     #[test]
     fn finds_authorized_public_and_private_keys() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(
+        plant(
             root,
             "/home/bob/.ssh/authorized_keys",
-            &format!("# comment\nfrom=\"10.0.0.0/8\",no-pty {PUBLIC}\n\ngarbage line\n"),
+            format!("# comment\nfrom=\"10.0.0.0/8\",no-pty {PUBLIC}\n\ngarbage line\n"),
         );
-        write(root, "/home/bob/.ssh/id_ed25519", PRIVATE_PLAIN);
-        write(
-            root,
-            "/home/bob/.ssh/id_ed25519.pub",
-            &format!("{PUBLIC}\n"),
-        );
-        write(root, "/root/.ssh/id_work", PRIVATE_ENCRYPTED);
-        write(root, "/home/bob/notes.txt", "nothing here\n");
+        plant(root, "/home/bob/.ssh/id_ed25519", PRIVATE_PLAIN);
+        plant(root, "/home/bob/.ssh/id_ed25519.pub", format!("{PUBLIC}\n"));
+        plant(root, "/root/.ssh/id_work", PRIVATE_ENCRYPTED);
+        plant(root, "/home/bob/notes.txt", "nothing here\n");
         let result = run(root, json!({}));
         let keys = result.elements["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 4, "{keys:?}");
@@ -425,7 +395,7 @@ f3NmnjZ/LN3r6lJw==
     fn pem_keys_and_depth() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(
+        plant(
             root,
             "/srv/deep/a/b/c/id_rsa",
             "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n",

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use mig_proto::{AgentAttributes, ModuleResult};
 use serde_json::{Value as Json, json};
@@ -17,30 +17,16 @@ use sha2::Digest;
 
 use super::FileModule;
 use super::inspect::{Digests, HashKind, cache_key};
-use crate::modules::{Cancellation, Module, ModuleContext, ModuleError};
+use crate::modules::testing::{context_with, plant};
+use crate::modules::{Module, ModuleContext, ModuleError};
 use crate::store::Store;
 
 fn context(root: &Path, store: Option<Arc<Store>>) -> ModuleContext {
-    ModuleContext {
-        root: root.to_path_buf(),
-        cancellation: Cancellation::new(Instant::now() + Duration::from_secs(60)),
-        store,
-        attributes: Arc::new(AgentAttributes::default()),
-        pool: Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap(),
-        ),
-        agent_started: SystemTime::now(),
-        now: SystemTime::now(),
-    }
+    context_with(root, store, AgentAttributes::default())
 }
 
 fn write(root: &Path, path: &str, contents: &[u8]) {
-    let full = root.join(path.trim_start_matches('/'));
-    fs::create_dir_all(full.parent().unwrap()).unwrap();
-    fs::write(full, contents).unwrap();
+    plant(root, path, contents);
 }
 
 fn sha256_hex(contents: &[u8]) -> String {
