@@ -218,6 +218,39 @@ pub fn run_console_in(
         .expect("mig runs")
 }
 
+/// Starts `mig run` (JSON output) without waiting for it.
+pub fn spawn_console(
+    action: &Path,
+    key: &Path,
+    bootstrap: &str,
+    data_dir: &Path,
+    extra: &[&str],
+) -> Child {
+    Command::new(binary("mig"))
+        .arg("run")
+        .arg(action)
+        .arg("--key")
+        .arg(key)
+        .args(["--bootstrap", bootstrap, "--format", "json"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mig runs")
+}
+
+/// A running node's status (`mig-node status`), if it answers.
+pub fn node_status(data_dir: &Path) -> Option<serde_json::Value> {
+    let output = Command::new(binary("mig-node"))
+        .args(["status", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .ok()?;
+    serde_json::from_slice(&output.stdout).ok()
+}
+
 /// The seed example with its last hashes replaced by the SHA-256 of each
 /// planted content (real 2014 backdoors are not available to plant).
 pub fn seed_example_with(planted: &[&[u8]], target: Option<&str>) -> String {

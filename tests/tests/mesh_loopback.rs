@@ -150,12 +150,7 @@ fn untargeted_agents_stay_quiet_and_refusing_agents_say_so() {
     assert!(refusal.contains("have 1, need 2"), "{refusal}");
     assert_eq!(outcome["summary"]["rejected"], 1);
 
-    let status = std::process::Command::new(mig_tests::binary("mig-node"))
-        .args(["status", "--data-dir"])
-        .arg(dir.join("agent-other"))
-        .output()
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = mig_tests::node_status(&dir.join("agent-other")).unwrap();
     assert_eq!(status["actions_accepted"], 1, "{status}");
     assert_eq!(status["actions_run"], 0, "{status}");
 }
@@ -215,11 +210,6 @@ fn with_a_pre_shared_key_only_members_connect() {
     let agents_seen = agents_by_tag(&outcome);
     assert!(agents_seen["member"]["result"].is_object(), "{outcome}");
     assert!(!agents_seen.contains_key("outsider"), "{outcome}");
-    let status = std::process::Command::new(mig_tests::binary("mig-node"))
-        .args(["status", "--data-dir"])
-        .arg(dir.join("agent-outsider"))
-        .output()
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = mig_tests::node_status(&dir.join("agent-outsider")).unwrap();
     assert_eq!(status["connected_peers"], 0, "{status}");
 }

@@ -4,21 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mig_tests::{Investigator, binary, start_agent, start_relay};
+use mig_tests::{Investigator, node_status, spawn_console, start_agent, start_relay};
 
 const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
-
-fn status(data_dir: &std::path::Path) -> Option<serde_json::Value> {
-    let output = Command::new(binary("mig-node"))
-        .args(["status", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .ok()?;
-    serde_json::from_slice(&output.stdout).ok()
-}
 
 #[test]
 fn an_agent_killed_mid_action_finishes_it_after_restarting() {
@@ -55,29 +45,17 @@ fn an_agent_killed_mid_action_finishes_it_after_restarting() {
         .to_string(),
     )
     .unwrap();
-    let console = Command::new(binary("mig"))
-        .arg("run")
-        .arg(&action)
-        .arg("--key")
-        .arg(&investigator.key)
-        .args([
-            "--bootstrap",
-            &relay,
-            "--format",
-            "json",
-            "--timeout",
-            "120s",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("console"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let console = spawn_console(
+        &action,
+        &investigator.key,
+        &relay,
+        &dir.join("console"),
+        &["--timeout", "120s"],
+    );
 
     // Wait until the agent runs it, then kill it hard.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while status(&agent_dir).is_none_or(|status| status["actions_run"] != 1) {
+    while node_status(&agent_dir).is_none_or(|status| status["actions_run"] != 1) {
         assert!(
             Instant::now() < deadline,
             "the agent never started the action"
@@ -152,29 +130,15 @@ fn a_broken_path_falls_back_to_dialling_the_console() {
         .to_string(),
     )
     .unwrap();
-    let console = Command::new(binary("mig"))
-        .arg("run")
-        .arg(&action)
-        .arg("--key")
-        .arg(&investigator.key)
-        .args([
-            "--bootstrap",
-            &relay,
-            "--format",
-            "json",
-            "--timeout",
-            "60s",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("console"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let console = spawn_console(
+        &action,
+        &investigator.key,
+        &relay,
+        &dir.join("console"),
+        &["--timeout", "60s", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while status(&agent_dir).is_none_or(|status| status["actions_run"] != 1) {
+    while node_status(&agent_dir).is_none_or(|status| status["actions_run"] != 1) {
         assert!(
             Instant::now() < deadline,
             "the agent never started the action"
