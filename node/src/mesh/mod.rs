@@ -52,6 +52,9 @@ const IDENTIFY_PROTOCOL: &str = "/mig/1.0.0";
 /// Links each node tries to keep, so that it sits in a gossipsub mesh of
 /// its own and the bootstrap relay is not a hub for everyone.
 const TARGET_LINKS: usize = 6;
+/// Reports a node keeps waiting at most; beyond it, hops refuse more
+/// until some are delivered.
+const MAX_OUTBOX: usize = 100_000;
 /// Parcels per request to the next hop.
 const PARCELS_PER_DELIVERY: usize = 128;
 /// Parcels are kept this long after their action expired, for a console
@@ -116,6 +119,8 @@ pub struct Status {
     pub actions_rejected: BTreeMap<String, u64>,
     pub actions_run: u64,
     pub reports_forwarded: u64,
+    /// Reports refused or dropped, by reason.
+    pub reports_dropped: BTreeMap<String, u64>,
     pub outbox_length: usize,
     /// Bytes on the wire since the node started.
     pub bytes_sent: u64,
@@ -740,15 +745,19 @@ impl Mesh {
                 stored,
                 local,
             } => {
+                let mut handed_over = true;
+                for parcel in &local {
+                    handed_over &= self.deliver_locally(parcel);
+                }
+                // All or nothing: the sender keeps the batch until it is
+                // acknowledged, and reports are deduplicated by agent.
+                let stored = if handed_over { stored } else { 0 };
                 if let Some(channel) = self.responses.remove(&token) {
                     let _ = self
                         .swarm
                         .behaviour_mut()
                         .reports
                         .send_response(channel, DeliveryAck { stored });
-                }
-                for parcel in local {
-                    self.deliver_locally(&parcel);
                 }
             }
             Internal::Delivered { sequences } => {
@@ -987,17 +996,58 @@ impl Mesh {
                 self.next_token += 1;
                 self.responses.insert(token, channel);
                 let local = self.swarm.local_peer_id().to_bytes();
+                let offered = request.parcels.len();
+                let full = self.outbox.len() + offered > MAX_OUTBOX;
+                let mut refused = 0u64;
                 let (mine, others): (Vec<Parcel>, Vec<Parcel>) = request
                     .parcels
                     .into_iter()
-                    .take(4 * PARCELS_PER_DELIVERY)
+                    .take(if full { 0 } else { 4 * PARCELS_PER_DELIVERY })
+                    .filter(|parcel| {
+                        // Only reports for actions this node passed on (the
+                        // path exists) go further, and only genuine ones:
+                        // a peer cannot make hops carry junk.
+                        let known = parcel.console == local
+                            || <[u8; 32]>::try_from(parcel.action_id.as_slice())
+                                .is_ok_and(|id| self.paths.contains_key(&ActionId(id)));
+                        let genuine = known && parcel.report.verify().is_ok();
+                        refused += u64::from(!genuine);
+                        genuine
+                    })
                     .partition(|parcel| parcel.console == local);
+                if refused > 0 {
+                    *self
+                        .status
+                        .reports_dropped
+                        .entry("unknown_or_forged".to_owned())
+                        .or_default() += refused;
+                }
+                if full {
+                    tracing::warn!(
+                        outbox = self.outbox.len(),
+                        "the outbox is full; refusing reports for now"
+                    );
+                }
+                // A batch with anything unknown or forged in it is refused
+                // whole: nothing is stored, nothing acknowledged. An honest
+                // sender (say, after this node restarted and forgot its
+                // paths) tries again and then dials the console itself.
+                let refuse = full || refused > 0;
+                let (mine, others) = if refuse {
+                    (Vec::new(), Vec::new())
+                } else {
+                    (mine, others)
+                };
                 self.status.reports_forwarded += others.len() as u64;
                 tracing::debug!(from = %peer, mine = mine.len(), forwarding = others.len(), "reports received");
                 let store = self.store.clone();
                 let sender = self.internal_sender.clone();
                 tokio::spawn(async move {
-                    let count = u32::try_from(mine.len() + others.len()).unwrap_or(u32::MAX);
+                    let count = if refuse {
+                        0
+                    } else {
+                        u32::try_from(offered).unwrap_or(u32::MAX)
+                    };
                     // Stored (or, for our own, handed over) before it is acknowledged.
                     let stored = enqueue(&store, &sender, others).await;
                     let _ = sender
@@ -1058,12 +1108,24 @@ impl Mesh {
         }
     }
 
-    fn deliver_locally(&mut self, parcel: &Parcel) {
+    /// Hands a report addressed to this node to its owner. False when the
+    /// owner is not keeping up (the sender will try again); a report that
+    /// does not verify is dropped (and counts as handled).
+    fn deliver_locally(&mut self, parcel: &Parcel) -> bool {
         match parcel.report.verify() {
-            Ok(report) => {
-                let _ = self.events.try_send(MeshEvent::Report(Box::new(report)));
+            Ok(report) => !matches!(
+                self.events.try_send(MeshEvent::Report(Box::new(report))),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
+            Err(error) => {
+                *self
+                    .status
+                    .reports_dropped
+                    .entry(error_kind(&error).to_owned())
+                    .or_default() += 1;
+                tracing::debug!(%error, "dropping a report that does not verify");
+                true
             }
-            Err(error) => tracing::warn!(%error, "dropping a report that does not verify"),
         }
     }
 
@@ -1110,8 +1172,16 @@ impl Mesh {
             }
         }
         for sequence in delivered_here {
-            if let Some(pending) = self.outbox.remove(&sequence) {
-                self.deliver_locally(&pending.parcel);
+            let Some(parcel) = self
+                .outbox
+                .get(&sequence)
+                .map(|pending| pending.parcel.clone())
+            else {
+                continue;
+            };
+            // Kept for the next round if the owner is not keeping up.
+            if self.deliver_locally(&parcel) {
+                self.outbox.remove(&sequence);
                 let store = self.store.clone();
                 tokio::task::spawn_blocking(move || store.outbox_remove(&[sequence]));
             }
@@ -1145,6 +1215,15 @@ impl Mesh {
                 self.in_flight.insert(request_id, chunk.to_vec());
             }
         }
+    }
+}
+
+fn error_kind(error: &reports::ReportError) -> &'static str {
+    match error {
+        reports::ReportError::TooLarge => "too_large",
+        reports::ReportError::Malformed(_) => "malformed",
+        reports::ReportError::BadSignature => "bad_signature",
+        reports::ReportError::WrongSigner { .. } => "wrong_signer",
     }
 }
 
