@@ -43,6 +43,9 @@ pub struct LaunchOptions {
     pub expiry_seconds: i64,
     /// Find peers on the local network by multicast DNS.
     pub mdns: bool,
+    /// Keep collecting at least this long after publishing, for agents
+    /// that come online while the action is still valid.
+    pub collect_for: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +229,7 @@ pub async fn launch(
         let all_answered = agents
             .values()
             .all(|agent| !agent.acked || agent.result.is_some());
-        let quiet_until = last_ack + QUIET_AFTER_LAST_ACK;
+        let quiet_until = (last_ack + QUIET_AFTER_LAST_ACK).max(published + options.collect_for);
         if all_answered && !agents.is_empty() && Instant::now() >= quiet_until {
             break;
         }

@@ -57,6 +57,10 @@ enum Command {
         /// Find agents on the local network by multicast DNS (no relay).
         #[arg(long)]
         mdns: bool,
+        /// Keep collecting at least this long after publishing (agents that
+        /// come online while the action is valid catch up and answer).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        collect_for: i64,
         /// Stop waiting for answers after this long.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: i64,
@@ -105,6 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         key,
         passphrase_file,
         mdns,
+        collect_for,
         bootstrap,
         timeout,
         expire,
@@ -144,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
         expiry_seconds: expire,
         mdns,
+        collect_for: Duration::from_secs(u64::try_from(collect_for).unwrap_or(0)),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

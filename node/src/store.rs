@@ -18,6 +18,9 @@ const FILE_HASHES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("fil
 /// Actions seen: id -> (expiry in Unix seconds, big-endian i64). Replays of
 /// an action are refused for as long as it could be valid.
 const ACTIONS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("actions");
+/// The wire message of each action in `ACTIONS`, so peers that were away
+/// can fetch what is still valid.
+const WIRES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("wires");
 /// Actions being run: id -> (wire bytes, previous hop). Written before a
 /// run starts, removed once its result is in the outbox; what is left at
 /// start-up was interrupted.
@@ -82,6 +85,7 @@ impl Store {
         transaction.open_table(ACTIONS).map_err(operation)?;
         transaction.open_table(OUTBOX).map_err(operation)?;
         transaction.open_table(RUNS).map_err(operation)?;
+        transaction.open_table(WIRES).map_err(operation)?;
         transaction.commit().map_err(operation)?;
         Ok(Self {
             database,
@@ -90,7 +94,12 @@ impl Store {
     }
 
     /// Records an action as seen; false if it was seen before (a replay).
-    pub fn remember_action(&self, id: &[u8], expire_after: i64) -> Result<bool, StoreError> {
+    pub fn remember_action(
+        &self,
+        id: &[u8],
+        expire_after: i64,
+        wire: &[u8],
+    ) -> Result<bool, StoreError> {
         let transaction = self.database.begin_write().map_err(operation)?;
         let new = {
             let mut table = transaction.open_table(ACTIONS).map_err(operation)?;
@@ -98,6 +107,11 @@ impl Store {
                 false
             } else {
                 table.insert(id, expire_after).map_err(operation)?;
+                transaction
+                    .open_table(WIRES)
+                    .map_err(operation)?
+                    .insert(id, wire)
+                    .map_err(operation)?;
                 true
             }
         };
@@ -110,13 +124,60 @@ impl Store {
         let transaction = self.database.begin_write().map_err(operation)?;
         let removed = {
             let mut table = transaction.open_table(ACTIONS).map_err(operation)?;
-            table
+            let expired: Vec<Vec<u8>> = table
                 .extract_if(|_, expiry| expiry < before)
                 .map_err(operation)?
-                .count()
+                .filter_map(|entry| entry.ok().map(|(key, _)| key.value().to_vec()))
+                .collect();
+            let mut wires = transaction.open_table(WIRES).map_err(operation)?;
+            for id in &expired {
+                wires.remove(id.as_slice()).map_err(operation)?;
+            }
+            expired.len()
         };
         transaction.commit().map_err(operation)?;
         Ok(removed)
+    }
+
+    /// Whether this node has seen the action.
+    pub fn knows_action(&self, id: &[u8]) -> Result<bool, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        Ok(transaction
+            .open_table(ACTIONS)
+            .map_err(operation)?
+            .get(id)
+            .map_err(operation)?
+            .is_some())
+    }
+
+    /// Ids of actions still valid at `now` (Unix seconds), at most `limit`.
+    pub fn valid_action_ids(&self, now: i64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(ACTIONS).map_err(operation)?;
+        let mut ids = Vec::new();
+        for entry in table.iter().map_err(operation)? {
+            let (key, expiry) = entry.map_err(operation)?;
+            if expiry.value() >= now {
+                ids.push(key.value().to_vec());
+                if ids.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The wire messages of the given actions (those this node has).
+    pub fn action_wires(&self, ids: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(WIRES).map_err(operation)?;
+        let mut wires = Vec::new();
+        for id in ids {
+            if let Some(wire) = table.get(id.as_slice()).map_err(operation)? {
+                wires.push(wire.value().to_vec());
+            }
+        }
+        Ok(wires)
     }
 
     /// Records that an action is about to run (the wire message, so it can
@@ -270,11 +331,23 @@ mod tests {
     fn replays_are_refused_until_collected() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert!(store.remember_action(b"a1", 100).unwrap());
-        assert!(!store.remember_action(b"a1", 100).unwrap());
-        assert_eq!(store.collect_expired_actions(50).unwrap(), 0);
+        assert!(store.remember_action(b"a1", 100, b"wire1").unwrap());
+        assert!(!store.remember_action(b"a1", 100, b"wire1").unwrap());
+        assert!(store.remember_action(b"a2", 40, b"wire2").unwrap());
+        assert_eq!(
+            store.valid_action_ids(50, 10).unwrap(),
+            vec![b"a1".to_vec()]
+        );
+        assert_eq!(
+            store
+                .action_wires(&[b"a1".to_vec(), b"zz".to_vec()])
+                .unwrap(),
+            vec![b"wire1".to_vec()]
+        );
+        assert_eq!(store.collect_expired_actions(50).unwrap(), 1);
         assert_eq!(store.collect_expired_actions(101).unwrap(), 1);
-        assert!(store.remember_action(b"a1", 100).unwrap());
+        assert!(store.action_wires(&[b"a1".to_vec()]).unwrap().is_empty());
+        assert!(store.remember_action(b"a1", 100, b"wire1").unwrap());
     }
 
     #[test]

@@ -165,3 +165,70 @@ fn a_broken_path_falls_back_to_dialling_the_console() {
         "/data/big"
     );
 }
+
+/// An agent that comes online after an action was published, while it is
+/// still valid, fetches it from its peers, runs it, and its result reaches
+/// the console.
+#[test]
+fn a_late_joiner_catches_up_and_answers() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let mut agents = Vec::new();
+    for name in ["early", "late"] {
+        mig_tests::host_tree(&dir.join(format!("root-{name}")), None);
+    }
+    agents.push(start_agent(
+        &dir.join("agent-early"),
+        LOOPBACK,
+        &relay,
+        &investigator.public,
+        &dir.join("root-early"),
+        &["--tag", "n=early"],
+    ));
+    std::thread::sleep(Duration::from_secs(3));
+    let action = dir.join("action.json");
+    std::fs::write(&action, mig_tests::seed_example_with(&[], None)).unwrap();
+    let console = spawn_console(
+        &action,
+        &investigator.key,
+        &relay,
+        &dir.join("console"),
+        &["--collect-for", "10s", "--timeout", "60s"],
+    );
+    // Published and answered by the early agent; only now does the late one start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node_status(&dir.join("agent-early")).is_none_or(|status| status["actions_run"] != 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the early agent never ran the action"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    agents.push(start_agent(
+        &dir.join("agent-late"),
+        LOOPBACK,
+        &relay,
+        &investigator.public,
+        &dir.join("root-late"),
+        &["--tag", "n=late"],
+    ));
+    let output = console.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = mig_tests::agents_by_tag(&outcome);
+    assert!(seen["early"]["result"].is_object(), "{outcome}");
+    assert!(
+        seen["late"]["result"].is_object(),
+        "the late agent caught up: {outcome}"
+    );
+    let late = node_status(&dir.join("agent-late")).unwrap();
+    assert_eq!(late["actions_caught_up"], 1, "{late}");
+}

@@ -16,6 +16,7 @@
 //! verification, modules) runs off the swarm task.
 
 pub mod reports;
+pub mod sync;
 pub mod traffic;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +49,7 @@ use crate::store::Store;
 /// The one gossipsub topic actions flood on.
 pub const ACTIONS_TOPIC: &str = "mig/actions/1";
 const REPORTS_PROTOCOL: StreamProtocol = StreamProtocol::new("/mig/reports/1");
+const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/mig/sync/1");
 const IDENTIFY_PROTOCOL: &str = "/mig/1.0.0";
 /// Links each node tries to keep, so that it sits in a gossipsub mesh of
 /// its own and the bootstrap relay is not a hub for everyone.
@@ -77,6 +79,7 @@ pub enum Role {
 pub struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     reports: request_response::cbor::Behaviour<Delivery, DeliveryAck>,
+    sync: request_response::cbor::Behaviour<sync::SyncRequest, sync::SyncResponse>,
     identify: identify::Behaviour,
     kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     ping: ping::Behaviour,
@@ -118,6 +121,8 @@ pub struct Status {
     pub actions_ignored: u64,
     pub actions_rejected: BTreeMap<String, u64>,
     pub actions_run: u64,
+    /// Actions fetched from a peer on connecting (missed while away).
+    pub actions_caught_up: u64,
     pub reports_forwarded: u64,
     /// Reports refused or dropped, by reason.
     pub reports_dropped: BTreeMap<String, u64>,
@@ -197,6 +202,18 @@ enum Internal {
     Delivered {
         sequences: Vec<u64>,
     },
+    SyncAnswer {
+        token: u64,
+        response: sync::SyncResponse,
+    },
+    SyncMissing {
+        peer: PeerId,
+        ids: Vec<serde_bytes::ByteBuf>,
+    },
+    Synced {
+        source: PeerId,
+        outcome: Validation,
+    },
 }
 
 enum Validation {
@@ -230,6 +247,7 @@ struct Mesh {
     outbox: BTreeMap<u64, Pending>,
     in_flight: HashMap<request_response::OutboundRequestId, Vec<u64>>,
     responses: HashMap<u64, request_response::ResponseChannel<DeliveryAck>>,
+    sync_responses: HashMap<u64, request_response::ResponseChannel<sync::SyncResponse>>,
     next_token: u64,
     events: mpsc::Sender<MeshEvent>,
     internal_sender: mpsc::Sender<Internal>,
@@ -328,6 +346,17 @@ fn build_swarm(
                 [(REPORTS_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             );
+            let sync_codec = request_response::cbor::codec::Codec::<
+                sync::SyncRequest,
+                sync::SyncResponse,
+            >::default()
+            .set_request_size_maximum(64 * 1024)
+            .set_response_size_maximum((sync::MAX_FETCH * (MAX_WIRE_BYTES + 64)) as u64);
+            let sync = request_response::Behaviour::with_codec(
+                sync_codec,
+                [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+            );
             let identify = identify::Behaviour::new(identify::Config::new(
                 IDENTIFY_PROTOCOL.into(),
                 key.public(),
@@ -369,6 +398,7 @@ fn build_swarm(
             Ok(Behaviour {
                 gossipsub,
                 reports,
+                sync,
                 identify,
                 kad: Toggle::from(kad),
                 ping: ping::Behaviour::default(),
@@ -453,6 +483,7 @@ pub async fn start(
         outbox: BTreeMap::new(),
         in_flight: HashMap::new(),
         responses: HashMap::new(),
+        sync_responses: HashMap::new(),
         next_token: 0,
         events: event_sender,
         internal_sender,
@@ -609,7 +640,8 @@ impl Mesh {
             {
                 let _ = self.swarm.dial(peer);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
+                        SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 tracing::debug!(?event, "relay client");
             }
@@ -651,10 +683,14 @@ impl Mesh {
                     }
                 }
             }
-            SwarmEvent::ConnectionEstablished { .. }
-                if self.role != Role::Console && self.swarm.connected_peers().count() <= 2 =>
-            {
-                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } if self.role != Role::Console => {
+                // Catch up with each peer once, on the first connection.
+                if num_established.get() == 1 {
+                    self.swarm.behaviour_mut().sync.send_request(&peer_id, sync::SyncRequest::Ids);
+                }
+                if self.swarm.connected_peers().count() <= 2
+                    && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+                {
                     let _ = kad.bootstrap();
                 }
             }
@@ -760,6 +796,44 @@ impl Mesh {
                         .send_response(channel, DeliveryAck { stored });
                 }
             }
+            Internal::SyncAnswer { token, response } => {
+                if let Some(channel) = self.sync_responses.remove(&token) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                }
+            }
+            Internal::SyncMissing { peer, ids } => {
+                for chunk in ids.chunks(sync::MAX_FETCH) {
+                    self.swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer, sync::SyncRequest::Fetch(chunk.to_vec()));
+                }
+            }
+            Internal::Synced { source, outcome } => match outcome {
+                Validation::Accept {
+                    action,
+                    refusal,
+                    wire,
+                } => {
+                    self.status.actions_accepted += 1;
+                    self.status.actions_caught_up += 1;
+                    self.paths.entry(action.id).or_insert(source);
+                    self.on_accepted(*action, refusal, wire, source, false);
+                }
+                Validation::Reject(reason) => {
+                    *self
+                        .status
+                        .actions_rejected
+                        .entry(reason.to_owned())
+                        .or_default() += 1;
+                    tracing::warn!(from = %source, reason, "rejected an action offered on catching up");
+                }
+                Validation::Ignore(_) => self.status.actions_ignored += 1,
+            },
             Internal::Delivered { sequences } => {
                 for sequence in sequences {
                     self.outbox.remove(&sequence);
@@ -1096,6 +1170,89 @@ impl Mesh {
         }
     }
 
+    fn on_sync_event(
+        &mut self,
+        event: request_response::Event<sync::SyncRequest, sync::SyncResponse>,
+    ) {
+        let store = self.store.clone();
+        let sender = self.internal_sender.clone();
+        match event {
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let token = self.next_token;
+                self.next_token += 1;
+                self.sync_responses.insert(token, channel);
+                tokio::task::spawn_blocking(move || {
+                    let response = match request {
+                        sync::SyncRequest::Ids => {
+                            let now = now_timestamp().unix_seconds();
+                            let ids = store
+                                .valid_action_ids(now, sync::MAX_IDS)
+                                .unwrap_or_default();
+                            sync::SyncResponse::Ids(
+                                ids.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                            )
+                        }
+                        sync::SyncRequest::Fetch(ids) => {
+                            let ids: Vec<Vec<u8>> = ids
+                                .into_iter()
+                                .take(sync::MAX_FETCH)
+                                .map(serde_bytes::ByteBuf::into_vec)
+                                .collect();
+                            let wires = store.action_wires(&ids).unwrap_or_default();
+                            sync::SyncResponse::Actions(
+                                wires.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                            )
+                        }
+                    };
+                    let _ = sender.blocking_send(Internal::SyncAnswer { token, response });
+                });
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => match response {
+                sync::SyncResponse::Ids(ids) => {
+                    tokio::task::spawn_blocking(move || {
+                        let missing: Vec<serde_bytes::ByteBuf> = ids
+                            .into_iter()
+                            .take(sync::MAX_IDS)
+                            .filter(|id| id.len() == 32 && !store.knows_action(id).unwrap_or(true))
+                            .collect();
+                        if !missing.is_empty() {
+                            let _ =
+                                sender.blocking_send(Internal::SyncMissing { peer, ids: missing });
+                        }
+                    });
+                }
+                sync::SyncResponse::Actions(wires) => {
+                    let config = self.config.clone();
+                    for wire in wires.into_iter().take(sync::MAX_FETCH) {
+                        let (store, sender, config) =
+                            (store.clone(), sender.clone(), config.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let outcome = check_action(&wire, &config, &store);
+                            let _ = sender.blocking_send(Internal::Synced {
+                                source: peer,
+                                outcome,
+                            });
+                        });
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "catching up with a peer failed");
+            }
+            _ => {}
+        }
+    }
+
     fn retry_later(&mut self, sequences: &[u64]) {
         for sequence in sequences {
             if let Some(pending) = self.outbox.get_mut(sequence) {
@@ -1341,7 +1498,7 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
     };
     let expire_after = action.expireafter.map_or(0, Timestamp::unix_seconds);
     if let Some(store) = store {
-        match store.remember_action(&verdict.action_id.0, expire_after) {
+        match store.remember_action(&verdict.action_id.0, expire_after, data) {
             Ok(true) => {}
             Ok(false) => return Validation::Ignore("duplicate"),
             Err(error) => {
