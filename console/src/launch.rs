@@ -46,6 +46,8 @@ pub struct LaunchOptions {
     /// Keep collecting at least this long after publishing, for agents
     /// that come online while the action is still valid.
     pub collect_for: Duration,
+    /// Told the action's id as soon as it is published.
+    pub published: Option<std::sync::mpsc::Sender<ActionId>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +216,9 @@ pub async fn launch(
     }
     node.publish(signed.to_wire()).await.map_err(other)?;
     let published = Instant::now();
+    if let Some(tell) = &options.published {
+        let _ = tell.send(action_id);
+    }
 
     let expiry = action.expireafter.map_or(i64::MAX, Timestamp::unix_seconds);
     let seconds_left = expiry
@@ -268,6 +273,52 @@ pub async fn launch(
     };
     outcome.summarize();
     Ok(outcome)
+}
+
+/// Publishes a signed cancel for `action_id` through the mesh.
+pub async fn cancel(
+    action_id: ActionId,
+    key: &SecretKey,
+    options: LaunchOptions,
+) -> Result<(), LaunchError> {
+    let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
+    let config = NodeConfig {
+        data_dir: options.data_dir.clone(),
+        listen: options.listen.clone(),
+        bootstrap: options.bootstrap.clone(),
+        trusted: Default::default(),
+        acl: Default::default(),
+        tags: Default::default(),
+        root: "/".into(),
+        psk: options.psk,
+        max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
+        max_concurrent_actions: 1,
+        external_addresses: Vec::new(),
+        mdns: options.mdns,
+    };
+    let shutdown = CancellationToken::new();
+    let (node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone())
+        .await
+        .map_err(other)?;
+    let mut signed = mig_proto::SignedCancel::new(
+        action_id,
+        Timestamp::from_system_time(std::time::SystemTime::now()),
+    );
+    signed.sign(key.signing_key());
+    let waiting_since = Instant::now();
+    while node.subscribed_peers().await == 0 {
+        if waiting_since.elapsed() > PEER_WAIT {
+            shutdown.cancel();
+            return Err(LaunchError::NoPeers(PEER_WAIT));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let published = node.publish(signed.to_wire()).await.map_err(other);
+    // Give the flood a moment before the connection goes away.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shutdown.cancel();
+    let _ = task.await;
+    published
 }
 
 /// Deduplicated by agent: a report seen twice (a retried hop) counts once.

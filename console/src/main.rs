@@ -42,6 +42,26 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Stop an action: agents still running it stop and report
+    /// `cancelled`; agents that have not started never start.
+    Cancel {
+        /// The action id (64 hex characters).
+        action_id: mig_proto::ActionId,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        #[arg(long, required_unless_present = "mdns")]
+        bootstrap: Vec<Multiaddr>,
+        #[arg(long)]
+        mdns: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value = "/ip4/0.0.0.0/tcp/0")]
+        listen: Vec<Multiaddr>,
+        #[arg(long)]
+        psk: Option<PathBuf>,
+    },
     /// Launch an action on the mesh and collect the agents' answers.
     Run {
         /// The action (JSON); signed here unless it already is.
@@ -81,6 +101,30 @@ enum Command {
     },
 }
 
+fn load_key(
+    path: &std::path::Path,
+    passphrase_file: Option<&std::path::Path>,
+) -> anyhow::Result<mig_keys::SecretKey> {
+    let passphrase = match passphrase_file {
+        Some(file) => Some(read_passphrase(file)?),
+        None => std::env::var("MIG_KEY_PASSPHRASE").ok(),
+    };
+    Ok(load_secret_key(
+        path,
+        &GivenPassphrase(passphrase.map(Into::into)),
+    )?)
+}
+
+fn console_data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir),
+        None => Ok(PathBuf::from(
+            std::env::var("HOME").context("HOME is not set; give --data-dir")?,
+        )
+        .join(".mig")),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<i64, String> {
     parse_duration_seconds(text).map_err(|error| error.to_string())
 }
@@ -104,6 +148,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::Cancel {
+        action_id,
+        key,
+        passphrase_file,
+        bootstrap,
+        mdns,
+        data_dir,
+        listen,
+        psk,
+    } = cli.command
+    {
+        let key = load_key(&key, passphrase_file.as_deref())?;
+        let options = LaunchOptions {
+            data_dir: console_data_dir(data_dir)?,
+            bootstrap,
+            listen,
+            psk: match &psk {
+                Some(path) => Some(mig_node::config::read_psk(path)?),
+                None => None,
+            },
+            timeout: Duration::from_secs(30),
+            expiry_seconds: 0,
+            mdns,
+            collect_for: Duration::ZERO,
+            published: None,
+        };
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        tokio.block_on(mig_console::launch::cancel(action_id, &key, options))?;
+        eprintln!("cancel for action {action_id} published");
+        return Ok(ExitCode::SUCCESS);
+    }
     let Command::Run {
         action,
         key,
@@ -117,7 +195,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         data_dir,
         listen,
         psk,
-    } = cli.command;
+    } = cli.command
+    else {
+        unreachable!("cancel returned above");
+    };
     let loaded = load_action(&action)?;
     let key = match &key {
         Some(path) => {
@@ -141,6 +222,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(path) => Some(mig_node::config::read_psk(path)?),
         None => None,
     };
+    let (tell_published, published) = std::sync::mpsc::channel();
+    let announcer = std::thread::spawn(move || {
+        if let Ok(id) = published.recv() {
+            eprintln!(
+                "action {id} published; stop it with: mig cancel {id} --key KEY --bootstrap ADDRESS"
+            );
+        }
+    });
     let options = LaunchOptions {
         data_dir,
         bootstrap,
@@ -150,12 +239,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         expiry_seconds: expire,
         mdns,
         collect_for: Duration::from_secs(u64::try_from(collect_for).unwrap_or(0)),
+        published: Some(tell_published),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let outcome = tokio.block_on(launch(loaded, key.as_ref(), options))?;
+    let _ = announcer.join();
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
         Format::Text => {

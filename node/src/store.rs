@@ -21,6 +21,8 @@ const ACTIONS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("actions")
 /// The wire message of each action in `ACTIONS`, so peers that were away
 /// can fetch what is still valid.
 const WIRES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("wires");
+/// Cancelled actions: id -> until when to remember the cancel.
+const CANCELLED: TableDefinition<'_, &[u8], i64> = TableDefinition::new("cancelled");
 /// Actions being run: id -> (wire bytes, previous hop). Written before a
 /// run starts, removed once its result is in the outbox; what is left at
 /// start-up was interrupted.
@@ -86,6 +88,7 @@ impl Store {
         transaction.open_table(OUTBOX).map_err(operation)?;
         transaction.open_table(RUNS).map_err(operation)?;
         transaction.open_table(WIRES).map_err(operation)?;
+        transaction.open_table(CANCELLED).map_err(operation)?;
         transaction.commit().map_err(operation)?;
         Ok(Self {
             database,
@@ -133,10 +136,37 @@ impl Store {
             for id in &expired {
                 wires.remove(id.as_slice()).map_err(operation)?;
             }
+            let mut cancelled = transaction.open_table(CANCELLED).map_err(operation)?;
+            cancelled
+                .extract_if(|_, until| until < before)
+                .map_err(operation)?
+                .for_each(drop);
             expired.len()
         };
         transaction.commit().map_err(operation)?;
         Ok(removed)
+    }
+
+    /// Remembers that an action is cancelled, until `until`.
+    pub fn remember_cancel(&self, id: &[u8], until: i64) -> Result<(), StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .open_table(CANCELLED)
+            .map_err(operation)?
+            .insert(id, until)
+            .map_err(operation)?;
+        transaction.commit().map_err(operation)
+    }
+
+    /// Whether an action was cancelled.
+    pub fn is_cancelled(&self, id: &[u8]) -> Result<bool, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        Ok(transaction
+            .open_table(CANCELLED)
+            .map_err(operation)?
+            .get(id)
+            .map_err(operation)?
+            .is_some())
     }
 
     /// Whether this node has seen the action.

@@ -11,6 +11,7 @@
 pub mod acl;
 pub mod action;
 pub mod attributes;
+pub mod cancel;
 pub mod canonical;
 pub mod ids;
 pub mod modules;
@@ -23,6 +24,7 @@ pub mod verify;
 pub use acl::{Acl, AclEntry, AclError, AclInvestigator};
 pub use action::{Action, ActionError, Description, Operation, ReplyTo, SignatureEntry, Threat};
 pub use attributes::{ActionHistory, AgentAttributes, AgentContext, AgentEnvironment, NoHistory};
+pub use cancel::{Cancel, SignedCancel};
 pub use ids::{ActionId, Fingerprint, IdError, PublicKey};
 pub use result::{AgentResult, AgentStatus, ModuleResult};
 pub use signed::{SignError, SignedAction, WireError};

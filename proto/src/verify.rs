@@ -230,6 +230,59 @@ impl Verdict {
     }
 }
 
+/// Checks every signature over `body` and lists each signer; the first
+/// failure is the error. Returns the distinct verified signers.
+pub(crate) fn check_signatures(
+    body: &[u8],
+    signatures: &[crate::action::SignatureEntry],
+    trusted: &TrustStore,
+    signers: &mut Vec<SignerCheck>,
+) -> Result<Vec<Fingerprint>, VerifyError> {
+    let mut first_failure = None;
+    let mut verified = Vec::new();
+    for entry in signatures {
+        let fingerprint = entry.fingerprint;
+        let already_seen = signers.iter().any(|seen| seen.fingerprint == fingerprint);
+        let known = trusted.get(&fingerprint);
+        let (status, failure) = if already_seen {
+            (
+                SignerStatus::Duplicate,
+                Some(VerifyError::DuplicateSigner { fingerprint }),
+            )
+        } else if let Some(public) = known {
+            let signature = ed25519_dalek::Signature::from_bytes(&entry.signature);
+            if public.key.verify_strict(body, &signature).is_ok() {
+                verified.push(fingerprint);
+                (SignerStatus::Verified, None)
+            } else {
+                (
+                    SignerStatus::BadSignature,
+                    Some(VerifyError::BadSignature { fingerprint }),
+                )
+            }
+        } else {
+            (
+                SignerStatus::UnknownKey,
+                Some(VerifyError::UnknownSigner { fingerprint }),
+            )
+        };
+        signers.push(SignerCheck {
+            fingerprint,
+            name: known
+                .map(|key| key.comment.clone())
+                .filter(|name| !name.is_empty()),
+            status,
+        });
+        if first_failure.is_none() {
+            first_failure = failure;
+        }
+    }
+    match first_failure {
+        Some(failure) => Err(failure),
+        None => Ok(verified),
+    }
+}
+
 /// Verifies `signed` under `policy`.
 pub fn verify(signed: &SignedAction, policy: &VerifyPolicy<'_>) -> Verdict {
     let mut verdict = Verdict {
@@ -259,52 +312,12 @@ fn check(
         return Err(VerifyError::Unsigned);
     }
 
-    // Every signature is checked and listed; the first failure is the verdict.
-    let mut first_failure = None;
-    let mut verified = Vec::new();
-    for entry in signed.signatures() {
-        let fingerprint = entry.fingerprint;
-        let already_seen = verdict
-            .signers
-            .iter()
-            .any(|seen| seen.fingerprint == fingerprint);
-        let known = policy.trusted.get(&fingerprint);
-        let (status, failure) = if already_seen {
-            (
-                SignerStatus::Duplicate,
-                Some(VerifyError::DuplicateSigner { fingerprint }),
-            )
-        } else if let Some(public) = known {
-            let signature = ed25519_dalek::Signature::from_bytes(&entry.signature);
-            if public.key.verify_strict(body, &signature).is_ok() {
-                verified.push(fingerprint);
-                (SignerStatus::Verified, None)
-            } else {
-                (
-                    SignerStatus::BadSignature,
-                    Some(VerifyError::BadSignature { fingerprint }),
-                )
-            }
-        } else {
-            (
-                SignerStatus::UnknownKey,
-                Some(VerifyError::UnknownSigner { fingerprint }),
-            )
-        };
-        verdict.signers.push(SignerCheck {
-            fingerprint,
-            name: known
-                .map(|key| key.comment.clone())
-                .filter(|name| !name.is_empty()),
-            status,
-        });
-        if first_failure.is_none() {
-            first_failure = failure;
-        }
-    }
-    if let Some(failure) = first_failure {
-        return Err(failure);
-    }
+    let verified = check_signatures(
+        body,
+        signed.signatures(),
+        policy.trusted,
+        &mut verdict.signers,
+    )?;
 
     // Only now, with every signature good, is the body decoded.
     let action = Action::from_canonical_bytes(body)

@@ -232,3 +232,97 @@ fn a_late_joiner_catches_up_and_answers() {
     let late = node_status(&dir.join("agent-late")).unwrap();
     assert_eq!(late["actions_caught_up"], 1, "{late}");
 }
+
+/// `mig cancel` stops an action where it still runs: the agent reports
+/// `cancelled` to the console that launched it.
+#[test]
+fn a_cancel_stops_a_running_action() {
+    use std::io::{BufRead, Read};
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::File::create(root.join("data/big"))
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    let _agent = start_agent(
+        &dir.join("agent"),
+        LOOPBACK,
+        &relay,
+        &investigator.public,
+        &root,
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let action = dir.join("action.json");
+    std::fs::write(
+        &action,
+        serde_json::json!({"name": "long sweep", "target": "true", "syntaxversion": 2,
+            "operations": [{"module": "file", "parameters": {"searches": {"s1": {"paths": ["/data"],
+                "sha256": ["0000000000000000000000000000000000000000000000000000000000000000"]}}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut console = spawn_console(
+        &action,
+        &investigator.key,
+        &relay,
+        &dir.join("console"),
+        &["--timeout", "60s"],
+    );
+    let stderr = console.stderr.take().unwrap();
+    let (tell, published) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.strip_prefix("action ")
+                && let Some(id) = rest.split_whitespace().next()
+                && rest.contains("published")
+            {
+                let _ = tell.send(id.to_owned());
+            }
+        }
+    });
+    let action_id = published
+        .recv_timeout(Duration::from_secs(30))
+        .expect("mig run says what it published");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node_status(&dir.join("agent")).is_none_or(|status| status["actions_run"] != 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never started the action"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cancel = std::process::Command::new(mig_tests::binary("mig"))
+        .args(["cancel", &action_id, "--key"])
+        .arg(&investigator.key)
+        .args(["--bootstrap", &relay, "--data-dir"])
+        .arg(dir.join("canceller"))
+        .output()
+        .unwrap();
+    assert!(
+        cancel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
+
+    let mut stdout = String::new();
+    console
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    console.wait().unwrap();
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let result = &outcome["agents"][0]["result"];
+    assert_eq!(result["status"], "cancelled", "{result}");
+    let status = node_status(&dir.join("agent")).unwrap();
+    assert_eq!(status["cancels_received"], 1, "{status}");
+}

@@ -123,6 +123,8 @@ pub struct Status {
     pub actions_run: u64,
     /// Actions fetched from a peer on connecting (missed while away).
     pub actions_caught_up: u64,
+    /// Cancels received (and passed on).
+    pub cancels_received: u64,
     pub reports_forwarded: u64,
     /// Reports refused or dropped, by reason.
     pub reports_dropped: BTreeMap<String, u64>,
@@ -226,6 +228,8 @@ enum Validation {
     },
     Reject(&'static str),
     Ignore(&'static str),
+    /// A valid cancel: forward it, stop the action if it runs here.
+    Cancel(mig_proto::Cancel),
 }
 
 struct Pending {
@@ -253,6 +257,8 @@ struct Mesh {
     internal_sender: mpsc::Sender<Internal>,
     status: Status,
     traffic: Arc<traffic::Traffic>,
+    /// Actions running here, to stop them on a cancel.
+    running: HashMap<ActionId, CancellationToken>,
     /// Relays this console holds a circuit reservation on.
     reserved: std::collections::HashSet<PeerId>,
     shutdown: CancellationToken,
@@ -494,6 +500,7 @@ pub async fn start(
         },
         traffic: counters,
         reserved: std::collections::HashSet::new(),
+        running: HashMap::new(),
         shutdown: shutdown.clone(),
     };
     mesh.load_outbox();
@@ -833,6 +840,7 @@ impl Mesh {
                     tracing::warn!(from = %source, reason, "rejected an action offered on catching up");
                 }
                 Validation::Ignore(_) => self.status.actions_ignored += 1,
+                Validation::Cancel(cancel) => self.on_cancel(cancel, source),
             },
             Internal::Delivered { sequences } => {
                 for sequence in sequences {
@@ -844,7 +852,7 @@ impl Mesh {
 
     fn on_validated(&mut self, message_id: MessageId, source: PeerId, outcome: Validation) {
         let acceptance = match &outcome {
-            Validation::Accept { .. } => MessageAcceptance::Accept,
+            Validation::Accept { .. } | Validation::Cancel(_) => MessageAcceptance::Accept,
             Validation::Reject(_) => MessageAcceptance::Reject,
             Validation::Ignore(_) => MessageAcceptance::Ignore,
         };
@@ -865,6 +873,7 @@ impl Mesh {
                 self.status.actions_ignored += 1;
                 tracing::debug!(from = %source, reason, "ignored an action");
             }
+            Validation::Cancel(cancel) => self.on_cancel(cancel, source),
             Validation::Accept {
                 action,
                 refusal,
@@ -896,8 +905,9 @@ impl Mesh {
             let Ok(previous) = PeerId::from_bytes(&record.previous) else {
                 continue;
             };
+            let cancelled = self.store.is_cancelled(&id).unwrap_or(false);
             match check_action_with(&record.wire, &self.config, None) {
-                Validation::Accept { action, wire, .. } => {
+                Validation::Accept { action, wire, .. } if !cancelled => {
                     tracing::info!(action = %action.id, "resuming an action interrupted by a restart");
                     self.paths.insert(action.id, previous);
                     self.on_accepted(*action, None, wire, previous, true);
@@ -919,8 +929,16 @@ impl Mesh {
                     let result = mig_proto::AgentResult {
                         action_id: signed.id(),
                         agent: runtime.attributes().clone(),
-                        status: mig_proto::AgentStatus::Expired,
-                        reason: Some("the agent restarted while running this action, and it has expired since".into()),
+                        status: if cancelled {
+                            mig_proto::AgentStatus::Cancelled
+                        } else {
+                            mig_proto::AgentStatus::Expired
+                        },
+                        reason: Some(if cancelled {
+                            "the action was cancelled while the agent was down".into()
+                        } else {
+                            "the agent restarted while running this action, and it has expired since".into()
+                        }),
                         operations: Vec::new(),
                         started_at: now,
                         finished_at: now,
@@ -1005,6 +1023,9 @@ impl Mesh {
             self.status.actions_run += 1;
         }
         let shutdown = self.shutdown.clone();
+        let stop = shutdown.child_token();
+        self.running.retain(|_, token| !token.is_cancelled());
+        self.running.insert(action.id, stop.clone());
         let mut record = Vec::new();
         let _ = ciborium::into_writer(
             &RunRecord {
@@ -1034,9 +1055,10 @@ impl Mesh {
             if !matches!(started, Ok(Ok(()))) {
                 tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
             }
-            let result = runtime
-                .run_action(action.id, &action.action, shutdown.child_token())
-                .await;
+            let finished = stop.clone();
+            let result = runtime.run_action(action.id, &action.action, stop).await;
+            // Done: the token only marks the entry for removal now.
+            finished.cancel();
             if shutdown.is_cancelled() {
                 // Stopped by a shutdown: the journal entry stays, and the
                 // action resumes at the next start.
@@ -1168,6 +1190,15 @@ impl Mesh {
             }
             _ => {}
         }
+    }
+
+    fn on_cancel(&mut self, cancel: mig_proto::Cancel, source: PeerId) {
+        self.status.cancels_received += 1;
+        let running = self.running.get(&cancel.action_id).is_some_and(|token| {
+            token.cancel();
+            true
+        });
+        tracing::info!(action = %cancel.action_id, from = %source, stopped = running, "cancel received");
     }
 
     fn on_sync_event(
@@ -1419,6 +1450,36 @@ async fn enqueue(
     }
 }
 
+/// Verifies and journals a cancel.
+fn check_cancel(
+    cancel: &mig_proto::SignedCancel,
+    data: &[u8],
+    config: &NodeConfig,
+    store: Option<&Store>,
+) -> Validation {
+    let now = now_timestamp();
+    let skew = mig_proto::verify::DEFAULT_CLOCK_SKEW_SECONDS;
+    let verified = match cancel.verify(&config.trusted, now, config.max_validity_seconds, skew) {
+        Ok(verified) => verified,
+        Err(VerifyError::Expired { .. } | VerifyError::NotYetValid { .. }) => {
+            return Validation::Ignore("outside_validity_window");
+        }
+        Err(error) => return Validation::Reject(error.kind()),
+    };
+    if let Some(store) = store {
+        let until = verified.issued_at.unix_seconds() + config.max_validity_seconds;
+        match store.remember_action(&verified.message_id.0, until, data) {
+            Ok(true) => {}
+            Ok(false) => return Validation::Ignore("duplicate"),
+            Err(_) => return Validation::Ignore("journal_unavailable"),
+        }
+        if store.remember_cancel(&verified.action_id.0, until).is_err() {
+            return Validation::Ignore("journal_unavailable");
+        }
+    }
+    Validation::Cancel(verified)
+}
+
 /// What the journal keeps about a run in progress.
 #[derive(Serialize, serde::Deserialize)]
 struct RunRecord {
@@ -1462,6 +1523,9 @@ fn check_action(data: &[u8], config: &NodeConfig, store: &Store) -> Validation {
 
 /// Decodes and verifies an action; with a store, also refuses replays.
 fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) -> Validation {
+    if let Some(cancel) = mig_proto::SignedCancel::from_wire(data) {
+        return check_cancel(&cancel, data, config, store);
+    }
     let signed = match SignedAction::from_wire(data) {
         Ok(signed) => signed,
         Err(mig_proto::WireError::TooLarge { .. }) => return Validation::Reject("too_large"),
@@ -1497,6 +1561,12 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
         None => return Validation::Reject("malformed"),
     };
     let expire_after = action.expireafter.map_or(0, Timestamp::unix_seconds);
+    if let Some(store) = store
+        && store.is_cancelled(&verdict.action_id.0).unwrap_or(false)
+    {
+        // Cancelled before it reached this node: it never starts here.
+        return Validation::Ignore("cancelled");
+    }
     if let Some(store) = store {
         match store.remember_action(&verdict.action_id.0, expire_after, data) {
             Ok(true) => {}
