@@ -134,20 +134,7 @@ pub async fn launch(
     options: LaunchOptions,
 ) -> Result<LaunchOutcome, LaunchError> {
     let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
-    let config = NodeConfig {
-        data_dir: options.data_dir.clone(),
-        listen: options.listen.clone(),
-        bootstrap: options.bootstrap.clone(),
-        trusted: Default::default(),
-        acl: Default::default(),
-        tags: Default::default(),
-        root: "/".into(),
-        psk: options.psk,
-        max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
-        max_concurrent_actions: 1,
-        external_addresses: Vec::new(),
-        mdns: options.mdns,
-    };
+    let config = console_config(&options);
     let shutdown = CancellationToken::new();
     let (mut node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone())
         .await
@@ -221,42 +208,21 @@ pub async fn launch(
     }
 
     let expiry = action.expireafter.map_or(i64::MAX, Timestamp::unix_seconds);
-    let seconds_left = expiry
-        .saturating_sub(Timestamp::from_system_time(std::time::SystemTime::now()).unix_seconds());
-    let give_up = published
-        + options.timeout.min(Duration::from_secs(
-            u64::try_from(seconds_left.max(0)).unwrap_or(0) + 1,
-        ));
-    let mut agents: BTreeMap<String, AgentOutcome> = BTreeMap::new();
-    let mut last_ack = published;
-    let mut last_report = published;
-    loop {
-        let all_answered = agents
-            .values()
-            .all(|agent| !agent.acked || agent.result.is_some());
-        let quiet_until = (last_ack + QUIET_AFTER_LAST_ACK).max(published + options.collect_for);
-        if all_answered && !agents.is_empty() && Instant::now() >= quiet_until {
-            break;
-        }
-        let wake = if all_answered && !agents.is_empty() {
-            quiet_until.min(give_up)
-        } else {
-            give_up
-        };
-        match tokio::time::timeout_at(wake, node.events.recv()).await {
-            Ok(Some(MeshEvent::Report(report))) => {
-                if report.action_id != action_id {
-                    continue;
-                }
-                last_report = Instant::now();
-                record(&mut agents, *report, &mut last_ack, published);
-            }
-            Ok(Some(MeshEvent::Listening(_))) => {}
-            Ok(None) => break,
-            Err(_) if Instant::now() >= give_up => break,
-            Err(_) => {}
-        }
+    {
+        let store = node.store.clone();
+        let json = action.to_json_pretty();
+        let _ = tokio::task::spawn_blocking(move || store.record_sent(&action_id.0, &json)).await;
     }
+    let mut agents = BTreeMap::new();
+    let last_report = collect(
+        &mut node,
+        action_id,
+        expiry,
+        &mut agents,
+        published,
+        &options,
+    )
+    .await;
     let console_connections = node
         .status()
         .await
@@ -275,14 +241,158 @@ pub async fn launch(
     Ok(outcome)
 }
 
-/// Publishes a signed cancel for `action_id` through the mesh.
-pub async fn cancel(
+/// Collects reports for `action_id` until every agent that acked has
+/// answered and the mesh has been quiet a moment (and `collect_for` has
+/// passed), or the timeout or the action's expiry. Every report is kept in
+/// the console's history. Returns when the last report came.
+async fn collect(
+    node: &mut mesh::NodeHandle,
     action_id: ActionId,
-    key: &SecretKey,
+    expiry: i64,
+    agents: &mut BTreeMap<String, AgentOutcome>,
+    started: Instant,
+    options: &LaunchOptions,
+) -> Instant {
+    let seconds_left = expiry
+        .saturating_sub(Timestamp::from_system_time(std::time::SystemTime::now()).unix_seconds());
+    let give_up = started
+        + options.timeout.min(Duration::from_secs(
+            u64::try_from(seconds_left.max(0)).unwrap_or(0) + 1,
+        ));
+    let mut last_ack = started;
+    let mut last_report = started;
+    loop {
+        let all_answered = agents
+            .values()
+            .all(|agent| !agent.acked || agent.result.is_some());
+        let quiet_until = (last_ack + QUIET_AFTER_LAST_ACK).max(started + options.collect_for);
+        if all_answered && !agents.is_empty() && Instant::now() >= quiet_until {
+            break;
+        }
+        let wake = if all_answered && !agents.is_empty() {
+            quiet_until.min(give_up)
+        } else {
+            give_up
+        };
+        match tokio::time::timeout_at(wake, node.events.recv()).await {
+            Ok(Some(MeshEvent::Report(report))) => {
+                if report.action_id != action_id {
+                    continue;
+                }
+                last_report = Instant::now();
+                let store = node.store.clone();
+                let kept = (*report).clone();
+                tokio::task::spawn_blocking(move || keep(&store, &kept));
+                record(agents, *report, &mut last_ack, started);
+            }
+            Ok(Some(MeshEvent::Listening(_))) => {}
+            Ok(None) => break,
+            Err(_) if Instant::now() >= give_up => break,
+            Err(_) => {}
+        }
+    }
+    last_report
+}
+
+/// Writes a report into the console's history.
+fn keep(store: &mig_node::store::Store, report: &Report) {
+    let kind = match report.body {
+        ReportBody::Ack => 0,
+        ReportBody::Rejected { .. } => 1,
+        ReportBody::Result(_) => 2,
+    };
+    let mut bytes = Vec::new();
+    if ciborium::into_writer(report, &mut bytes).is_ok()
+        && let Err(error) = store.record_received(&report.action_id.0, &report.agent, kind, &bytes)
+    {
+        tracing::warn!(%error, "cannot keep a report in the history");
+    }
+}
+
+/// An action this console launched, from its history; with `follow`,
+/// rejoins the mesh (same identity, so reports still waiting in outboxes
+/// come home) and collects the rest.
+pub async fn results(
+    action_id: ActionId,
+    follow: bool,
     options: LaunchOptions,
-) -> Result<(), LaunchError> {
+) -> Result<LaunchOutcome, LaunchError> {
+    let history = |store: &mig_node::store::Store| -> Result<(Action, BTreeMap<String, AgentOutcome>), LaunchError> {
+        let json = store
+            .sent(&action_id.0)
+            .map_err(other)?
+            .ok_or_else(|| other(format!("this console has no record of action {action_id}")))?;
+        let action = Action::from_json(&json).map_err(other)?;
+        let mut agents = BTreeMap::new();
+        let mut last_ack = Instant::now();
+        for bytes in store.received(&action_id.0).map_err(other)? {
+            if let Ok(report) = ciborium::de::from_reader::<Report, _>(bytes.as_slice()) {
+                record(&mut agents, report, &mut last_ack, Instant::now());
+            }
+        }
+        Ok((action, agents))
+    };
+    let started = Instant::now();
+    if !follow {
+        let store = mig_node::store::Store::open(&options.data_dir).map_err(other)?;
+        let (action, agents) = history(&store)?;
+        return Ok(finish(action_id, action, agents, 0, 0));
+    }
     let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
-    let config = NodeConfig {
+    let shutdown = CancellationToken::new();
+    let (mut node, task) = mesh::start(
+        console_config(&options),
+        Role::Console,
+        keypair,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(other)?;
+    let (action, mut agents) = match history(&node.store) {
+        Ok(found) => found,
+        Err(error) => {
+            shutdown.cancel();
+            return Err(error);
+        }
+    };
+    let expiry = action.expireafter.map_or(i64::MAX, Timestamp::unix_seconds) + 86_400;
+    let last_report = collect(&mut node, action_id, expiry, &mut agents, started, &options).await;
+    let connections = node
+        .status()
+        .await
+        .map_or(0, |status| status.connected_peers);
+    shutdown.cancel();
+    let _ = task.await;
+    Ok(finish(
+        action_id,
+        action,
+        agents,
+        last_report.duration_since(started).as_millis(),
+        connections,
+    ))
+}
+
+fn finish(
+    action_id: ActionId,
+    action: Action,
+    agents: BTreeMap<String, AgentOutcome>,
+    elapsed_ms: u128,
+    console_connections: usize,
+) -> LaunchOutcome {
+    let mut outcome = LaunchOutcome {
+        action_id,
+        action,
+        agents: agents.into_values().collect(),
+        summary: Summary::default(),
+        elapsed_ms,
+        console_connections,
+    };
+    outcome.summarize();
+    outcome
+}
+
+fn console_config(options: &LaunchOptions) -> NodeConfig {
+    NodeConfig {
         data_dir: options.data_dir.clone(),
         listen: options.listen.clone(),
         bootstrap: options.bootstrap.clone(),
@@ -295,7 +405,17 @@ pub async fn cancel(
         max_concurrent_actions: 1,
         external_addresses: Vec::new(),
         mdns: options.mdns,
-    };
+    }
+}
+
+/// Publishes a signed cancel for `action_id` through the mesh.
+pub async fn cancel(
+    action_id: ActionId,
+    key: &SecretKey,
+    options: LaunchOptions,
+) -> Result<(), LaunchError> {
+    let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
+    let config = console_config(&options);
     let shutdown = CancellationToken::new();
     let (node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone())
         .await

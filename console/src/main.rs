@@ -42,6 +42,28 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show what an action this console launched brought back (from the
+    /// console's history); with --follow, rejoin the mesh and collect the
+    /// rest (reports wait in the agents' outboxes while the console is away).
+    Results {
+        action_id: mig_proto::ActionId,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        bootstrap: Vec<Multiaddr>,
+        #[arg(long)]
+        mdns: bool,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value = "/ip4/0.0.0.0/tcp/0")]
+        listen: Vec<Multiaddr>,
+        #[arg(long)]
+        psk: Option<PathBuf>,
+    },
     /// Stop an action: agents still running it stop and report
     /// `cancelled`; agents that have not started never start.
     Cancel {
@@ -148,6 +170,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::Results {
+        action_id,
+        follow,
+        bootstrap,
+        mdns,
+        timeout,
+        format,
+        data_dir,
+        listen,
+        psk,
+    } = cli.command
+    {
+        if follow && bootstrap.is_empty() && !mdns {
+            anyhow::bail!("--follow needs --bootstrap or --mdns to rejoin the mesh");
+        }
+        let options = LaunchOptions {
+            data_dir: console_data_dir(data_dir)?,
+            bootstrap,
+            listen,
+            psk: match &psk {
+                Some(path) => Some(mig_node::config::read_psk(path)?),
+                None => None,
+            },
+            timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
+            expiry_seconds: 0,
+            mdns,
+            collect_for: Duration::ZERO,
+            published: None,
+        };
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let outcome = tokio.block_on(mig_console::launch::results(action_id, follow, options))?;
+        return print_outcome(&outcome, format);
+    }
     if let Command::Cancel {
         action_id,
         key,
@@ -247,8 +305,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()?;
     let outcome = tokio.block_on(launch(loaded, key.as_ref(), options))?;
     let _ = announcer.join();
+    print_outcome(&outcome, format)
+}
+
+/// Prints an outcome: MIG's printer lines per agent and a summary, or JSON.
+/// The exit code: 0 if every agent that acked answered, 1 otherwise.
+fn print_outcome(
+    outcome: &mig_console::launch::LaunchOutcome,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(outcome)?),
         Format::Text => {
             for agent in &outcome.agents {
                 let name = &agent.attributes.name;

@@ -21,6 +21,11 @@ const ACTIONS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("actions")
 /// The wire message of each action in `ACTIONS`, so peers that were away
 /// can fetch what is still valid.
 const WIRES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("wires");
+/// A console's history: actions it sent (id -> the signed action, JSON).
+const SENT: TableDefinition<'_, &[u8], &str> = TableDefinition::new("sent");
+/// A console's history: reports it received, keyed by action id, agent and
+/// kind (0 ack, 1 refusal, 2 result), so a report seen twice counts once.
+const RECEIVED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("received");
 /// Cancelled actions: id -> until when to remember the cancel.
 const CANCELLED: TableDefinition<'_, &[u8], i64> = TableDefinition::new("cancelled");
 /// Actions being run: id -> (wire bytes, previous hop). Written before a
@@ -89,6 +94,8 @@ impl Store {
         transaction.open_table(RUNS).map_err(operation)?;
         transaction.open_table(WIRES).map_err(operation)?;
         transaction.open_table(CANCELLED).map_err(operation)?;
+        transaction.open_table(SENT).map_err(operation)?;
+        transaction.open_table(RECEIVED).map_err(operation)?;
         transaction.commit().map_err(operation)?;
         Ok(Self {
             database,
@@ -145,6 +152,62 @@ impl Store {
         };
         transaction.commit().map_err(operation)?;
         Ok(removed)
+    }
+
+    /// Records an action this console sent.
+    pub fn record_sent(&self, id: &[u8], action_json: &str) -> Result<(), StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .open_table(SENT)
+            .map_err(operation)?
+            .insert(id, action_json)
+            .map_err(operation)?;
+        transaction.commit().map_err(operation)
+    }
+
+    /// The action this console sent under `id`, as JSON.
+    pub fn sent(&self, id: &[u8]) -> Result<Option<String>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(SENT).map_err(operation)?;
+        Ok(table
+            .get(id)
+            .map_err(operation)?
+            .map(|value| value.value().to_owned()))
+    }
+
+    /// Records a report this console received.
+    pub fn record_received(
+        &self,
+        action: &[u8; 32],
+        agent: &str,
+        kind: u8,
+        report: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut key = action.to_vec();
+        key.extend_from_slice(agent.as_bytes());
+        key.push(kind);
+        let transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .open_table(RECEIVED)
+            .map_err(operation)?
+            .insert(key.as_slice(), report)
+            .map_err(operation)?;
+        transaction.commit().map_err(operation)
+    }
+
+    /// Every report received for an action.
+    pub fn received(&self, action: &[u8; 32]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(RECEIVED).map_err(operation)?;
+        let mut reports = Vec::new();
+        for entry in table.range(action.as_slice()..).map_err(operation)? {
+            let (key, value) = entry.map_err(operation)?;
+            if !key.value().starts_with(action) {
+                break;
+            }
+            reports.push(value.value().to_vec());
+        }
+        Ok(reports)
     }
 
     /// Remembers that an action is cancelled, until `until`.

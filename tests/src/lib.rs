@@ -241,6 +241,25 @@ pub fn spawn_console(
         .expect("mig runs")
 }
 
+/// The id `mig run` says it published (read from its standard error).
+pub fn published_id(console: &mut Child) -> String {
+    let stderr = console.stderr.take().expect("stderr is piped");
+    let (tell, published) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("action ")
+                && rest.contains("published")
+                && let Some(id) = rest.split_whitespace().next()
+            {
+                let _ = tell.send(id.to_owned());
+            }
+        }
+    });
+    published
+        .recv_timeout(Duration::from_secs(30))
+        .expect("mig run says what it published")
+}
+
 /// A running node's status (`mig-node status`), if it answers.
 pub fn node_status(data_dir: &Path) -> Option<serde_json::Value> {
     let output = Command::new(binary("mig-node"))

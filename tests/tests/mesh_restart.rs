@@ -237,7 +237,7 @@ fn a_late_joiner_catches_up_and_answers() {
 /// `cancelled` to the console that launched it.
 #[test]
 fn a_cancel_stops_a_running_action() {
-    use std::io::{BufRead, Read};
+    use std::io::Read;
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let investigator = Investigator::new(dir, "investigator");
@@ -273,24 +273,7 @@ fn a_cancel_stops_a_running_action() {
         &dir.join("console"),
         &["--timeout", "60s"],
     );
-    let stderr = console.stderr.take().unwrap();
-    let (tell, published) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(rest) = line.strip_prefix("action ")
-                && let Some(id) = rest.split_whitespace().next()
-                && rest.contains("published")
-            {
-                let _ = tell.send(id.to_owned());
-            }
-        }
-    });
-    let action_id = published
-        .recv_timeout(Duration::from_secs(30))
-        .expect("mig run says what it published");
+    let action_id = mig_tests::published_id(&mut console);
     let deadline = Instant::now() + Duration::from_secs(30);
     while node_status(&dir.join("agent")).is_none_or(|status| status["actions_run"] != 1) {
         assert!(
@@ -325,4 +308,102 @@ fn a_cancel_stops_a_running_action() {
     assert_eq!(result["status"], "cancelled", "{result}");
     let status = node_status(&dir.join("agent")).unwrap();
     assert_eq!(status["cancels_received"], 1, "{status}");
+}
+
+/// The console is killed after the acks arrived; after a restart,
+/// `mig results ID --follow` receives every result (they waited in the
+/// outboxes), each agent once.
+#[test]
+fn a_restarted_console_gets_every_result() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let mut agents = Vec::new();
+    for name in ["a", "b"] {
+        let root = dir.join(format!("root-{name}"));
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        std::fs::File::create(root.join("data/big"))
+            .unwrap()
+            .set_len(2 << 30)
+            .unwrap();
+        agents.push(start_agent(
+            &dir.join(format!("agent-{name}")),
+            LOOPBACK,
+            &relay,
+            &investigator.public,
+            &root,
+            &["--tag", &format!("n={name}")],
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let action = dir.join("action.json");
+    std::fs::write(
+        &action,
+        serde_json::json!({"name": "sweep", "target": "true", "syntaxversion": 2,
+            "operations": [{"module": "file", "parameters": {"searches": {"s1": {"paths": ["/data"], "sizes": [">1g"],
+                "sha256": ["0000000000000000000000000000000000000000000000000000000000000000"]}}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let console_dir = dir.join("console");
+    let mut console = spawn_console(
+        &action,
+        &investigator.key,
+        &relay,
+        &console_dir,
+        &["--timeout", "60s"],
+    );
+    let action_id = mig_tests::published_id(&mut console);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in ["a", "b"] {
+        while node_status(&dir.join(format!("agent-{name}")))
+            .is_none_or(|status| status["actions_run"] != 1)
+        {
+            assert!(Instant::now() < deadline, "agent {name} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    console.kill().unwrap();
+    console.wait().unwrap();
+
+    let results = |follow: bool| {
+        let mut command = std::process::Command::new(mig_tests::binary("mig"));
+        command
+            .args([
+                "results",
+                &action_id,
+                "--format",
+                "json",
+                "--timeout",
+                "60s",
+                "--data-dir",
+            ])
+            .arg(&console_dir);
+        if follow {
+            command.args(["--follow", "--bootstrap", &relay]);
+        }
+        let output = command.output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)))
+    };
+    let before = results(false);
+    assert_eq!(
+        before["summary"]["acked"], 2,
+        "the history kept the acks: {before}"
+    );
+    let after = results(true);
+    assert_eq!(after["summary"]["answered"], 2, "{after}");
+    assert_eq!(
+        after["agents"].as_array().unwrap().len(),
+        2,
+        "each agent once: {after}"
+    );
+    for agent in after["agents"].as_array().unwrap() {
+        assert_eq!(
+            agent["result"]["operations"][0]["elements"]["s1"][0]["file"], "/data/big",
+            "{agent}"
+        );
+    }
 }

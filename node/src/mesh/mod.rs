@@ -150,6 +150,8 @@ enum Command {
 /// A running node.
 pub struct NodeHandle {
     pub peer_id: PeerId,
+    /// The node's store (a console keeps its history there).
+    pub store: Arc<Store>,
     commands: mpsc::Sender<Command>,
     pub events: mpsc::Receiver<MeshEvent>,
 }
@@ -477,6 +479,7 @@ pub async fn start(
     let (command_sender, command_receiver) = mpsc::channel(64);
     let (event_sender, event_receiver) = mpsc::channel(1024);
     let (internal_sender, internal_receiver) = mpsc::channel(1024);
+    let handle_store = store.clone();
     let mut mesh = Mesh {
         swarm,
         role,
@@ -511,6 +514,7 @@ pub async fn start(
     Ok((
         NodeHandle {
             peer_id,
+            store: handle_store,
             commands: command_sender,
             events: event_receiver,
         },
@@ -690,7 +694,16 @@ impl Mesh {
                     }
                 }
             }
-                        SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } if self.role != Role::Console => {
+                                    SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } if self.role != Role::Console => {
+                // Reports waiting for this peer (a console that came back)
+                // go now, not at the end of their back-off.
+                let peer_bytes = peer_id.to_bytes();
+                let now = Instant::now();
+                for pending in self.outbox.values_mut() {
+                    if pending.parcel.console == peer_bytes {
+                        pending.next_attempt = now;
+                    }
+                }
                 // Catch up with each peer once, on the first connection.
                 if num_established.get() == 1 {
                     self.swarm.behaviour_mut().sync.send_request(&peer_id, sync::SyncRequest::Ids);
