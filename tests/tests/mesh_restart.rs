@@ -407,3 +407,55 @@ fn a_restarted_console_gets_every_result() {
         );
     }
 }
+
+/// The relay restarts (same identity, same address) while agents hold no
+/// other way in for the console: the mesh reforms by itself and the next
+/// action reaches every agent.
+#[test]
+fn after_a_relay_restart_the_next_action_reaches_everyone() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let (relay_process, relay) =
+        start_relay(&dir.join("relay"), &listen, &investigator.public, &[]);
+    let mut agents = Vec::new();
+    for name in ["a", "b"] {
+        let root = dir.join(format!("root-{name}"));
+        mig_tests::host_tree(&root, None);
+        agents.push(start_agent(
+            &dir.join(format!("agent-{name}")),
+            LOOPBACK,
+            &relay,
+            &investigator.public,
+            &root,
+            &["--tag", &format!("n={name}")],
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let action = dir.join("action.json");
+    std::fs::write(&action, mig_tests::seed_example_with(&[], None)).unwrap();
+    let launch = || {
+        let output = mig_tests::run_console(
+            &action,
+            &investigator.key,
+            &relay,
+            &dir.join("console"),
+            &[],
+        );
+        let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        outcome["summary"]["answered"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(launch(), 2);
+    drop(relay_process);
+    std::thread::sleep(Duration::from_secs(1));
+    let (_relay, restarted) = start_relay(&dir.join("relay"), &listen, &investigator.public, &[]);
+    assert_eq!(restarted, relay, "same identity, same address");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(launch(), 2, "the mesh reformed around the restarted relay");
+}

@@ -558,6 +558,8 @@ impl Mesh {
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut discovery = tokio::time::interval(Duration::from_secs(15));
         let mut housekeeping = tokio::time::interval(Duration::from_secs(600));
+        let mut redial = tokio::time::interval(Duration::from_secs(3));
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -566,7 +568,8 @@ impl Mesh {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = flush.tick() => self.flush_outbox(),
                 _ = discovery.tick() => self.discover(),
-                _ = housekeeping.tick() => self.housekeeping(),
+                                _ = housekeeping.tick() => self.housekeeping(),
+                _ = redial.tick() => self.redial_bootstrap(),
             }
         }
     }
@@ -715,6 +718,26 @@ impl Mesh {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A node cut off from all its bootstrap peers (a relay restarted, a
+    /// link came back) dials them again, so the mesh reforms by itself.
+    fn redial_bootstrap(&mut self) {
+        let peers: Vec<(PeerId, Multiaddr)> = self
+            .config
+            .bootstrap
+            .iter()
+            .filter_map(|address| match address.iter().last() {
+                Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, address.clone())),
+                _ => None,
+            })
+            .collect();
+        if peers.is_empty() || peers.iter().any(|(peer, _)| self.swarm.is_connected(peer)) {
+            return;
+        }
+        for (_, address) in peers {
+            let _ = self.swarm.dial(address);
         }
     }
 
