@@ -40,12 +40,13 @@ struct Segments {
 }
 
 impl Segments {
-    fn create() -> Result<Self, String> {
+    /// `tag` keeps the namespaces of tests running at once apart.
+    fn create(tag: char) -> Result<Self, String> {
         let id = std::process::id() % 100_000;
         let segments = Self {
-            relay: format!("mig-r{id}"),
-            a: format!("mig-a{id}"),
-            b: format!("mig-b{id}"),
+            relay: format!("mig-r{tag}{id}"),
+            a: format!("mig-a{tag}{id}"),
+            b: format!("mig-b{tag}{id}"),
         };
         for namespace in [&segments.relay, &segments.a, &segments.b] {
             ip(&["netns", "add", namespace])?;
@@ -98,7 +99,7 @@ impl Drop for Segments {
 
 #[test]
 fn an_action_crosses_segments_through_the_relay_and_every_result_comes_home() {
-    let segments = match Segments::create() {
+    let segments = match Segments::create('s') {
         Ok(segments) => segments,
         Err(reason) => {
             eprintln!("segment test not run: network namespaces unavailable ({reason})");
@@ -188,6 +189,100 @@ fn an_action_crosses_segments_through_the_relay_and_every_result_comes_home() {
             .as_bool()
             .unwrap();
         assert_eq!(found, n == 7, "agent {n}");
+    }
+    drop(agents);
+}
+
+/// Segment B is cut off when the action goes out and reconnected before it
+/// expires: B's agents run it too and their results come home.
+#[test]
+fn a_healed_partition_catches_up() {
+    let segments = match Segments::create('p') {
+        Ok(segments) => segments,
+        Err(reason) => {
+            eprintln!("partition test not run: network namespaces unavailable ({reason})");
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let (_relay, printed) = start_relay_in(
+        Some(&segments.relay),
+        &dir.join("relay"),
+        &["/ip4/10.77.1.1/tcp/4001", "/ip4/10.77.2.1/tcp/4001"],
+        &investigator.public,
+        &[],
+    );
+    let relay_id = printed.rsplit("/p2p/").next().unwrap().to_owned();
+    let relay_a = format!("/ip4/10.77.1.1/tcp/4001/p2p/{relay_id}");
+    let relay_b = format!("/ip4/10.77.2.1/tcp/4001/p2p/{relay_id}");
+    let mut agents = Vec::new();
+    for n in 0..4 {
+        let (namespace, listen, bootstrap) = if n < 2 {
+            (&segments.a, "/ip4/10.77.1.2/tcp/0", &relay_a)
+        } else {
+            (&segments.b, "/ip4/10.77.2.2/tcp/0", &relay_b)
+        };
+        let root = dir.join(format!("root{n}"));
+        host_tree(&root, None);
+        let tag = format!("n={n}");
+        agents.push(start_agent_in(
+            Some(namespace),
+            &dir.join(format!("agent{n}")),
+            listen,
+            bootstrap,
+            &investigator.public,
+            &root,
+            &["--tag", &tag],
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // Cut segment B off.
+    ip(&["-n", &segments.relay, "link", "set", "vb0", "down"]).unwrap();
+    let action = dir.join("action.json");
+    std::fs::write(&action, seed_example_with(&[], None)).unwrap();
+    let mut console = mig_tests::command_in(Some(&segments.a), "mig");
+    console
+        .arg("run")
+        .arg(&action)
+        .arg("--key")
+        .arg(&investigator.key)
+        .args([
+            "--bootstrap",
+            &relay_a,
+            "--listen",
+            "/ip4/10.77.1.2/tcp/0",
+            "--format",
+            "json",
+            "--timeout",
+            "90s",
+            "--collect-for",
+            "25s",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("console"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let console = console.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    // Heal it well before the action expires.
+    ip(&["-n", &segments.relay, "link", "set", "vb0", "up"]).unwrap();
+    let output = console.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = agents_by_tag(&outcome);
+    for n in 0..4 {
+        assert!(
+            seen.get(&n.to_string())
+                .is_some_and(|agent| agent["result"].is_object()),
+            "agent {n}: {outcome}"
+        );
     }
     drop(agents);
 }
