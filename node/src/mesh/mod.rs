@@ -129,6 +129,9 @@ pub struct Status {
     /// Reports refused or dropped, by reason.
     pub reports_dropped: BTreeMap<String, u64>,
     pub outbox_length: usize,
+    /// Connected peers whose gossip score fell below the graylist
+    /// threshold (their messages are ignored).
+    pub graylisted_peers: Vec<String>,
     /// Bytes on the wire since the node started.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -597,6 +600,19 @@ impl Mesh {
                     .count();
                 status.outbox_length = self.outbox.len();
                 status.bytes_sent = self.traffic.sent();
+                let graylist = gossipsub::PeerScoreThresholds::default().graylist_threshold;
+                let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                status.graylisted_peers = connected
+                    .into_iter()
+                    .filter(|peer| {
+                        self.swarm
+                            .behaviour()
+                            .gossipsub
+                            .peer_score(peer)
+                            .is_some_and(|score| score < graylist)
+                    })
+                    .map(|peer| peer.to_string())
+                    .collect();
                 status.bytes_received = self.traffic.received();
                 let _ = reply.send(status);
             }

@@ -1,0 +1,209 @@
+//! A rogue peer joins the mesh and floods it with actions that must not
+//! run: garbage, a bad signature, an untrusted signer, a target changed
+//! after signing, a target nested far too deep, a catastrophic regex, an
+//! expired action, one valid far in the future, one with too long a window.
+//! Nothing runs, nothing passes the first honest hop (checked on agents
+//! two hops away), the rogue ends graylisted, and a valid action sent
+//! right after still reaches every agent.
+
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
+
+use std::time::{Duration, SystemTime};
+
+use mig_keys::SecretKey;
+use mig_proto::{Action, SignedAction, Timestamp};
+use mig_tests::{
+    Investigator, Running, binary, host_tree, node_status, run_console, seed_example_with,
+    start_agent, start_relay,
+};
+
+const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
+
+fn action(target: &str, valid_from: i64, expire_after: i64, nonce: &str) -> Action {
+    let mut action = Action::from_json(&seed_example_with(&[], None)).unwrap();
+    action.target = target.into();
+    action.validfrom = Some(Timestamp::from_unix_seconds(valid_from).unwrap());
+    action.expireafter = Some(Timestamp::from_unix_seconds(expire_after).unwrap());
+    action.nonce = Some(nonce.into());
+    action.reply_to = Some(mig_proto::ReplyTo {
+        peer_id: "12D3KooWGq1ZZQwu2bC1p2qKoLEzy4WTTXYeTV1sdA6HYWmsUtEN".into(),
+        ..Default::default()
+    });
+    action
+}
+
+fn signed_wire(action: &Action, key: &SecretKey) -> Vec<u8> {
+    let mut signed = SignedAction::from_action(action).unwrap();
+    signed.sign(key.signing_key()).unwrap();
+    signed.to_wire()
+}
+
+#[test]
+fn hostile_actions_go_nowhere_and_the_sender_is_graylisted() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let trusted_key =
+        mig_keys::load_secret_key(&investigator.key, &mig_keys::GivenPassphrase(None)).unwrap();
+    let stranger = SecretKey::generate("stranger").unwrap();
+    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let mut agents = Vec::new();
+    for name in ["a", "b"] {
+        let root = dir.join(format!("root-{name}"));
+        host_tree(&root, None);
+        agents.push(start_agent(
+            &dir.join(format!("agent-{name}")),
+            LOOPBACK,
+            &relay,
+            &investigator.public,
+            &root,
+            &["--tag", &format!("n={name}")],
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    let now = Timestamp::from_system_time(SystemTime::now()).unix_seconds();
+    let good = action("true", now - 60, now + 300, "good");
+    let mut bad_signature = SignedAction::from_action(&good).unwrap();
+    bad_signature.sign(trusted_key.signing_key()).unwrap();
+    let mut bad_signature_wire = bad_signature.to_wire();
+    let last = bad_signature_wire.len() - 1;
+    bad_signature_wire[last] ^= 0x01;
+    let mut retargeted = good.clone();
+    retargeted.target = "name = 'victim'".into();
+    let retargeted_wire = SignedAction::from_parts(
+        retargeted.canonical_bytes().unwrap(),
+        SignedAction::from_wire(&signed_wire(&good, &trusted_key))
+            .unwrap()
+            .signatures()
+            .to_vec(),
+    )
+    .to_wire();
+    let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
+    let messages: Vec<Vec<u8>> = vec![
+        b"\xde\xad\xbe\xef not an action".to_vec(),
+        bad_signature_wire,
+        signed_wire(&action("true", now - 60, now + 300, "stranger"), &stranger),
+        retargeted_wire,
+        signed_wire(&action(&deep, now - 60, now + 300, "deep"), &trusted_key),
+        signed_wire(
+            &action("name ~ '(a{1000}){1000}'", now - 60, now + 300, "regex"),
+            &trusted_key,
+        ),
+        signed_wire(
+            &action("true", now - 7200, now - 3600, "expired"),
+            &trusted_key,
+        ),
+        signed_wire(
+            &action("true", now + 86_400, now + 86_700, "future"),
+            &trusted_key,
+        ),
+        signed_wire(
+            &action("true", now - 60, now + 30 * 86_400, "too-long"),
+            &trusted_key,
+        ),
+    ];
+    // Each message from a peer of its own, so each is judged on its own
+    // (a peer that keeps sending rejected messages is soon not heard at all).
+    for (index, message) in messages.iter().enumerate() {
+        rogue(
+            dir,
+            &relay,
+            &format!("rogue{index}"),
+            std::slice::from_ref(message),
+            1,
+        )
+        .wait()
+        .unwrap();
+    }
+    let relay_status = node_status(&dir.join("relay")).unwrap();
+    assert_eq!(
+        relay_status["actions_rejected"],
+        serde_json::json!({"malformed": 1, "bad_signature": 2, "unknown_signer": 1, "invalid_target": 2}),
+        "forged and malformed ones are rejected at the first hop: {relay_status}"
+    );
+    assert_eq!(
+        relay_status["actions_ignored"], 3,
+        "out-of-window ones are ignored: {relay_status}"
+    );
+    assert_eq!(relay_status["actions_accepted"], 0, "{relay_status}");
+    for name in ["a", "b"] {
+        let status = node_status(&dir.join(format!("agent-{name}"))).unwrap();
+        assert_eq!(status["actions_accepted"], 0, "{status}");
+        assert_eq!(status["actions_run"], 0, "{status}");
+        assert_eq!(
+            status["actions_rejected"],
+            serde_json::json!({}),
+            "nothing reached agent {name}: {status}"
+        );
+    }
+
+    // A peer that keeps sending forgeries ends graylisted.
+    let spammer_id = mig_node_identity(&dir.join("spammer"));
+    let forgeries: Vec<Vec<u8>> = (0..4)
+        .map(|index| format!("forgery {index}").into_bytes())
+        .collect();
+    let spammer = Running {
+        child: rogue(dir, &relay, "spammer", &forgeries, 10),
+        name: "spammer".into(),
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    let relay_status = node_status(&dir.join("relay")).unwrap();
+    assert!(
+        relay_status["graylisted_peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|peer| peer == &spammer_id),
+        "the spammer is graylisted: {relay_status}"
+    );
+    drop(spammer);
+
+    // A valid action right after still reaches every agent.
+    let action_file = dir.join("valid.json");
+    std::fs::write(&action_file, seed_example_with(&[], None)).unwrap();
+    let output = run_console(
+        &action_file,
+        &investigator.key,
+        &relay,
+        &dir.join("console"),
+        &[],
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["summary"]["answered"], 2, "{outcome}");
+}
+
+/// The peer id the rogue will have (its key is made now, in its data dir).
+fn mig_node_identity(data_dir: &std::path::Path) -> String {
+    let keypair = mig_node::identity::load_or_create(data_dir).unwrap();
+    keypair.public().to_peer_id().to_string()
+}
+
+/// Runs the rogue peer: it publishes `messages` through the relay, then
+/// stays `stay` seconds.
+fn rogue(
+    dir: &std::path::Path,
+    relay: &str,
+    name: &str,
+    messages: &[Vec<u8>],
+    stay: u64,
+) -> std::process::Child {
+    let file = dir.join(format!("{name}.hex"));
+    std::fs::write(
+        &file,
+        messages
+            .iter()
+            .map(hex::encode)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    std::process::Command::new(binary("mig-rogue"))
+        .args(["--bootstrap", relay, "--messages"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.join(name))
+        .args(["--stay", &stay.to_string()])
+        .spawn()
+        .unwrap()
+}
