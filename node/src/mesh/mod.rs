@@ -883,14 +883,7 @@ impl Mesh {
                     self.paths.entry(action.id).or_insert(source);
                     self.on_accepted(*action, refusal, wire, source, false);
                 }
-                Validation::Reject(reason) => {
-                    *self
-                        .status
-                        .actions_rejected
-                        .entry(reason.to_owned())
-                        .or_default() += 1;
-                    tracing::warn!(from = %source, reason, "rejected an action offered on catching up");
-                }
+                Validation::Reject(reason) => self.count_rejection(reason, source),
                 Validation::Ignore(_) => self.status.actions_ignored += 1,
                 Validation::Cancel(cancel) => self.on_cancel(cancel, source),
             },
@@ -913,14 +906,7 @@ impl Mesh {
             .gossipsub
             .report_message_validation_result(&message_id, &source, acceptance);
         match outcome {
-            Validation::Reject(reason) => {
-                *self
-                    .status
-                    .actions_rejected
-                    .entry(reason.to_owned())
-                    .or_default() += 1;
-                tracing::warn!(from = %source, reason, "rejected an action");
-            }
+            Validation::Reject(reason) => self.count_rejection(reason, source),
             Validation::Ignore(reason) => {
                 self.status.actions_ignored += 1;
                 tracing::debug!(from = %source, reason, "ignored an action");
@@ -1241,6 +1227,21 @@ impl Mesh {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Counts a rejection. A flood of forgeries must not flood the log:
+    /// each reason is logged at its 1st, 2nd, 4th, 8th... occurrence, with
+    /// the count (`mig-node status` has the exact figures).
+    fn count_rejection(&mut self, reason: &'static str, source: PeerId) {
+        let count = self
+            .status
+            .actions_rejected
+            .entry(reason.to_owned())
+            .or_default();
+        *count += 1;
+        if count.is_power_of_two() {
+            tracing::warn!(reason, count = *count, last_from = %source, "rejected actions");
         }
     }
 
