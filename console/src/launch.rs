@@ -261,6 +261,7 @@ async fn collect(
         ));
     let mut last_ack = started;
     let mut last_report = started;
+    let (to_history, history_writer) = history_writer(node.store.clone());
     loop {
         let all_answered = agents
             .values()
@@ -280,9 +281,7 @@ async fn collect(
                     continue;
                 }
                 last_report = Instant::now();
-                let store = node.store.clone();
-                let kept = (*report).clone();
-                tokio::task::spawn_blocking(move || keep(&store, &kept));
+                let _ = to_history.send((*report).clone());
                 record(agents, *report, &mut last_ack, started);
             }
             Ok(Some(MeshEvent::Listening(_))) => {}
@@ -291,22 +290,53 @@ async fn collect(
             Err(_) => {}
         }
     }
+    // The history is complete when collecting returns.
+    drop(to_history);
+    let _ = history_writer.await;
     last_report
 }
 
-/// Writes a report into the console's history.
-fn keep(store: &mig_node::store::Store, report: &Report) {
+/// A thread writing reports into the console's history: whatever has
+/// arrived since its last write goes in one transaction, so a burst of
+/// reports costs a few syncs to disk rather than one each, and the
+/// collecting loop never waits for the disk. The channel is unbounded but
+/// drained as fast as the disk allows; reports reach it only after being
+/// verified, and the store keeps one entry per (action, agent, kind).
+fn history_writer(
+    store: std::sync::Arc<mig_node::store::Store>,
+) -> (std::sync::mpsc::Sender<Report>, tokio::task::JoinHandle<()>) {
+    let (sender, receiver) = std::sync::mpsc::channel::<Report>();
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Ok(first) = receiver.recv() {
+            let batch: Vec<_> = std::iter::once(first)
+                .chain(receiver.try_iter().take(MAX_HISTORY_BATCH))
+                .filter_map(|report| to_received(&report))
+                .collect();
+            if let Err(error) = store.record_received(&batch) {
+                tracing::warn!(%error, "cannot keep reports in the history");
+            }
+        }
+    });
+    (sender, writer)
+}
+
+/// Reports written in one history transaction at most.
+const MAX_HISTORY_BATCH: usize = 4096;
+
+fn to_received(report: &Report) -> Option<mig_node::store::Received> {
     let kind = match report.body {
         ReportBody::Ack => 0,
         ReportBody::Rejected { .. } => 1,
         ReportBody::Result(_) => 2,
     };
     let mut bytes = Vec::new();
-    if ciborium::into_writer(report, &mut bytes).is_ok()
-        && let Err(error) = store.record_received(&report.action_id.0, &report.agent, kind, &bytes)
-    {
-        tracing::warn!(%error, "cannot keep a report in the history");
-    }
+    ciborium::into_writer(report, &mut bytes).ok()?;
+    Some(mig_node::store::Received {
+        action: report.action_id.0,
+        agent: report.agent.clone(),
+        kind,
+        bytes,
+    })
 }
 
 /// An action this console launched, from its history; with `follow`,

@@ -53,6 +53,16 @@ fn operation<E: std::fmt::Display>(error: E) -> StoreError {
 /// A key and its value, as stored.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// A report a console received, kept under (action, agent, kind).
+pub struct Received {
+    pub action: [u8; 32],
+    pub agent: String,
+    /// 0 ack, 1 rejected, 2 result.
+    pub kind: u8,
+    /// The report, CBOR.
+    pub bytes: Vec<u8>,
+}
+
 /// A read-only view of the hash cache.
 pub struct HashReader {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
@@ -175,23 +185,21 @@ impl Store {
             .map(|value| value.value().to_owned()))
     }
 
-    /// Records a report this console received.
-    pub fn record_received(
-        &self,
-        action: &[u8; 32],
-        agent: &str,
-        kind: u8,
-        report: &[u8],
-    ) -> Result<(), StoreError> {
-        let mut key = action.to_vec();
-        key.extend_from_slice(agent.as_bytes());
-        key.push(kind);
+    /// Records reports this console received, in one transaction (one
+    /// sync to disk for the lot, not one per report).
+    pub fn record_received(&self, reports: &[Received]) -> Result<(), StoreError> {
         let transaction = self.database.begin_write().map_err(operation)?;
-        transaction
-            .open_table(RECEIVED)
-            .map_err(operation)?
-            .insert(key.as_slice(), report)
-            .map_err(operation)?;
+        {
+            let mut table = transaction.open_table(RECEIVED).map_err(operation)?;
+            for report in reports {
+                let mut key = report.action.to_vec();
+                key.extend_from_slice(report.agent.as_bytes());
+                key.push(report.kind);
+                table
+                    .insert(key.as_slice(), report.bytes.as_slice())
+                    .map_err(operation)?;
+            }
+        }
         transaction.commit().map_err(operation)
     }
 
