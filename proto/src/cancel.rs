@@ -8,13 +8,13 @@
 //! A cancel needs only trusted, valid signatures (stopping work cannot
 //! harm a host) and must be recent.
 
-use ciborium::Value as Cbor;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::json;
 
 use crate::action::{MAX_SIGNATURES, SignatureEntry};
 use crate::canonical;
 use crate::ids::{ActionId, Fingerprint};
+use crate::signed::{decode_envelope, encode_envelope};
 use crate::time::Timestamp;
 use crate::verify::{TrustStore, VerifyError, check_signatures};
 
@@ -67,21 +67,7 @@ impl SignedCancel {
     }
 
     pub fn to_wire(&self) -> Vec<u8> {
-        let signatures = self
-            .signatures
-            .iter()
-            .map(|entry| {
-                Cbor::Array(vec![
-                    Cbor::Bytes(entry.fingerprint.0.to_vec()),
-                    Cbor::Bytes(entry.signature.to_vec()),
-                ])
-            })
-            .collect();
-        let message = Cbor::Map(vec![
-            (Cbor::Text("cancel".into()), Cbor::Bytes(self.body.clone())),
-            (Cbor::Text("signatures".into()), Cbor::Array(signatures)),
-        ]);
-        canonical::encode_cbor(&message).unwrap_or_default()
+        encode_envelope("cancel", &self.body, &self.signatures)
     }
 
     /// Reads a wire message; `None` if it is not a cancel at all.
@@ -89,35 +75,8 @@ impl SignedCancel {
         if bytes.len() > MAX_CANCEL_WIRE_BYTES {
             return None;
         }
-        let Ok(Cbor::Map(fields)) = canonical::decode_cbor(bytes) else {
-            return None;
-        };
-        let [
-            (Cbor::Text(cancel_key), Cbor::Bytes(body)),
-            (Cbor::Text(signatures_key), Cbor::Array(list)),
-        ] = fields.as_slice()
-        else {
-            return None;
-        };
-        if cancel_key != "cancel" || signatures_key != "signatures" || list.len() > MAX_SIGNATURES {
-            return None;
-        }
-        let mut signatures = Vec::new();
-        for item in list {
-            let Cbor::Array(pair) = item else { return None };
-            let [Cbor::Bytes(fingerprint), Cbor::Bytes(signature)] = pair.as_slice() else {
-                return None;
-            };
-            signatures.push(SignatureEntry {
-                fingerprint: Fingerprint(fingerprint.as_slice().try_into().ok()?),
-                signature: signature.as_slice().try_into().ok()?,
-            });
-        }
-        let signed = Self {
-            body: body.clone(),
-            signatures,
-        };
-        (signed.to_wire() == bytes).then_some(signed)
+        let (body, signatures) = decode_envelope(bytes, "cancel").ok()?;
+        Some(Self { body, signatures })
     }
 
     /// Checks the signatures (all valid, all trusted, at least one), then

@@ -88,23 +88,7 @@ impl SignedAction {
 
     /// The canonical CBOR wire message.
     pub fn to_wire(&self) -> Vec<u8> {
-        let signatures = self
-            .signatures
-            .iter()
-            .map(|entry| {
-                Cbor::Array(vec![
-                    Cbor::Bytes(entry.fingerprint.0.to_vec()),
-                    Cbor::Bytes(entry.signature.to_vec()),
-                ])
-            })
-            .collect();
-        // "body" sorts before "signatures": shorter keys first.
-        let message = Cbor::Map(vec![
-            (Cbor::Text("body".into()), Cbor::Bytes(self.body.clone())),
-            (Cbor::Text("signatures".into()), Cbor::Array(signatures)),
-        ]);
-        // Encoding an in-memory tree into a Vec cannot fail.
-        canonical::encode_cbor(&message).unwrap_or_default()
+        encode_envelope("body", &self.body, &self.signatures)
     }
 
     /// Reads a wire message. Checks its shape and sizes, not its signatures.
@@ -115,55 +99,83 @@ impl SignedAction {
                 limit: MAX_WIRE_BYTES,
             });
         }
-        let malformed = |reason: &str| WireError::Malformed(reason.to_owned());
-        let value = canonical::decode_cbor(bytes)
-            .map_err(|error| WireError::Malformed(error.to_string()))?;
-        let Cbor::Map(fields) = value else {
-            return Err(malformed("not a map"));
+        let (body, signatures) = decode_envelope(bytes, "body").map_err(WireError::Malformed)?;
+        Ok(Self { body, signatures })
+    }
+}
+
+/// The wire envelope shared by actions and cancels: canonical CBOR
+/// `{label: body bytes, "signatures": [[fingerprint, signature], ...]}`.
+pub(crate) fn encode_envelope(label: &str, body: &[u8], signatures: &[SignatureEntry]) -> Vec<u8> {
+    let signatures = signatures
+        .iter()
+        .map(|entry| {
+            Cbor::Array(vec![
+                Cbor::Bytes(entry.fingerprint.0.to_vec()),
+                Cbor::Bytes(entry.signature.to_vec()),
+            ])
+        })
+        .collect();
+    // Both labels ("body", "cancel") sort before "signatures": shorter
+    // keys first.
+    let message = Cbor::Map(vec![
+        (Cbor::Text(label.into()), Cbor::Bytes(body.to_vec())),
+        (Cbor::Text("signatures".into()), Cbor::Array(signatures)),
+    ]);
+    // Encoding an in-memory tree into a Vec cannot fail.
+    canonical::encode_cbor(&message).unwrap_or_default()
+}
+
+/// Reads an envelope written by [`encode_envelope`] with this `label`,
+/// refusing any other shape and any non-canonical encoding. The caller
+/// bounds the size of `bytes`.
+pub(crate) fn decode_envelope(
+    bytes: &[u8],
+    label: &str,
+) -> Result<(Vec<u8>, Vec<SignatureEntry>), String> {
+    let shape = || format!("expected exactly the fields {label} and signatures");
+    let value = canonical::decode_cbor(bytes).map_err(|error| error.to_string())?;
+    let Cbor::Map(fields) = value else {
+        return Err("not a map".to_owned());
+    };
+    let [
+        (Cbor::Text(label_key), Cbor::Bytes(body)),
+        (Cbor::Text(signatures_key), Cbor::Array(list)),
+    ] = fields.as_slice()
+    else {
+        return Err(shape());
+    };
+    if label_key != label || signatures_key != "signatures" {
+        return Err(shape());
+    }
+    if list.len() > MAX_SIGNATURES {
+        return Err("too many signatures".to_owned());
+    }
+    let mut signatures = Vec::with_capacity(list.len());
+    for item in list {
+        let Cbor::Array(pair) = item else {
+            return Err("a signature is not a pair".to_owned());
         };
-        let [
-            (Cbor::Text(body_key), Cbor::Bytes(body)),
-            (Cbor::Text(signatures_key), Cbor::Array(list)),
-        ] = fields.as_slice()
-        else {
-            return Err(malformed("expected exactly the fields body and signatures"));
+        let [Cbor::Bytes(fingerprint), Cbor::Bytes(signature)] = pair.as_slice() else {
+            return Err("a signature is not a pair of byte strings".to_owned());
         };
-        if body_key != "body" || signatures_key != "signatures" {
-            return Err(malformed("expected exactly the fields body and signatures"));
-        }
-        if list.len() > MAX_SIGNATURES {
-            return Err(malformed("too many signatures"));
-        }
-        let mut signatures = Vec::with_capacity(list.len());
-        for item in list {
-            let Cbor::Array(pair) = item else {
-                return Err(malformed("a signature is not a pair"));
-            };
-            let [Cbor::Bytes(fingerprint), Cbor::Bytes(signature)] = pair.as_slice() else {
-                return Err(malformed("a signature is not a pair of byte strings"));
-            };
-            signatures.push(SignatureEntry {
-                fingerprint: Fingerprint(
-                    fingerprint
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| malformed("fingerprint size"))?,
-                ),
-                signature: signature
+        signatures.push(SignatureEntry {
+            fingerprint: Fingerprint(
+                fingerprint
                     .as_slice()
                     .try_into()
-                    .map_err(|_| malformed("signature size"))?,
-            });
-        }
-        let signed = Self {
-            body: body.clone(),
-            signatures,
-        };
-        if signed.to_wire() != bytes {
-            return Err(malformed("not the canonical encoding"));
-        }
-        Ok(signed)
+                    .map_err(|_| "fingerprint size".to_owned())?,
+            ),
+            signature: signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| "signature size".to_owned())?,
+        });
     }
+    if encode_envelope(label, body, &signatures) != bytes {
+        return Err("not the canonical encoding".to_owned());
+    }
+    Ok((body.clone(), signatures))
 }
 
 #[cfg(test)]
