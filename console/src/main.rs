@@ -147,6 +147,36 @@ fn console_data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// How a console joins the mesh; `run` adds its own fields.
+fn mesh_options(
+    data_dir: Option<PathBuf>,
+    bootstrap: Vec<Multiaddr>,
+    listen: Vec<Multiaddr>,
+    psk: Option<&std::path::Path>,
+    mdns: bool,
+    timeout: Duration,
+) -> anyhow::Result<LaunchOptions> {
+    Ok(LaunchOptions {
+        data_dir: console_data_dir(data_dir)?,
+        bootstrap,
+        listen,
+        psk: psk.map(mig_node::config::read_psk).transpose()?,
+        timeout,
+        expiry_seconds: 0,
+        mdns,
+        collect_for: Duration::ZERO,
+        published: None,
+    })
+}
+
+/// The console is one node; two worker threads are plenty.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 fn parse_duration(text: &str) -> Result<i64, String> {
     parse_duration_seconds(text).map_err(|error| error.to_string())
 }
@@ -185,25 +215,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         if follow && bootstrap.is_empty() && !mdns {
             anyhow::bail!("--follow needs --bootstrap or --mdns to rejoin the mesh");
         }
-        let options = LaunchOptions {
-            data_dir: console_data_dir(data_dir)?,
+        let options = mesh_options(
+            data_dir,
             bootstrap,
             listen,
-            psk: match &psk {
-                Some(path) => Some(mig_node::config::read_psk(path)?),
-                None => None,
-            },
-            timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
-            expiry_seconds: 0,
+            psk.as_deref(),
             mdns,
-            collect_for: Duration::ZERO,
-            published: None,
-        };
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let outcome = tokio.block_on(mig_console::launch::results(action_id, follow, options))?;
+            Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
+        )?;
+        let outcome =
+            runtime()?.block_on(mig_console::launch::results(action_id, follow, options))?;
         return print_outcome(&outcome, format);
     }
     if let Command::Cancel {
@@ -218,25 +239,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } = cli.command
     {
         let key = load_key(&key, passphrase_file.as_deref())?;
-        let options = LaunchOptions {
-            data_dir: console_data_dir(data_dir)?,
+        let options = mesh_options(
+            data_dir,
             bootstrap,
             listen,
-            psk: match &psk {
-                Some(path) => Some(mig_node::config::read_psk(path)?),
-                None => None,
-            },
-            timeout: Duration::from_secs(30),
-            expiry_seconds: 0,
+            psk.as_deref(),
             mdns,
-            collect_for: Duration::ZERO,
-            published: None,
-        };
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        tokio.block_on(mig_console::launch::cancel(action_id, &key, options))?;
+            Duration::from_secs(30),
+        )?;
+        runtime()?.block_on(mig_console::launch::cancel(action_id, &key, options))?;
         eprintln!("cancel for action {action_id} published");
         return Ok(ExitCode::SUCCESS);
     }
@@ -259,25 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let loaded = load_action(&action)?;
     let key = match &key {
-        Some(path) => {
-            let passphrase = match &passphrase_file {
-                Some(file) => Some(read_passphrase(file)?),
-                None => std::env::var("MIG_KEY_PASSPHRASE").ok(),
-            };
-            Some(load_secret_key(
-                path,
-                &GivenPassphrase(passphrase.map(Into::into)),
-            )?)
-        }
-        None => None,
-    };
-    let data_dir = match data_dir {
-        Some(dir) => dir,
-        None => PathBuf::from(std::env::var("HOME").context("HOME is not set; give --data-dir")?)
-            .join(".mig"),
-    };
-    let psk = match &psk {
-        Some(path) => Some(mig_node::config::read_psk(path)?),
+        Some(path) => Some(load_key(path, passphrase_file.as_deref())?),
         None => None,
     };
     let (tell_published, published) = std::sync::mpsc::channel();
@@ -289,21 +282,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     });
     let options = LaunchOptions {
-        data_dir,
-        bootstrap,
-        listen,
-        psk,
-        timeout: Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
         expiry_seconds: expire,
-        mdns,
         collect_for: Duration::from_secs(u64::try_from(collect_for).unwrap_or(0)),
         published: Some(tell_published),
+        ..mesh_options(
+            data_dir,
+            bootstrap,
+            listen,
+            psk.as_deref(),
+            mdns,
+            Duration::from_secs(u64::try_from(timeout).unwrap_or(30)),
+        )?
     };
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let outcome = tokio.block_on(launch(loaded, key.as_ref(), options))?;
+    let outcome = runtime()?.block_on(launch(loaded, key.as_ref(), options))?;
     let _ = announcer.join();
     print_outcome(&outcome, format)
 }
