@@ -8,6 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Listen on loopback, on a port the system picks.
+pub const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
+
 /// A built binary of this workspace (`cargo test --workspace` builds them
 /// all before any test runs).
 pub fn binary(name: &str) -> PathBuf {

@@ -13,11 +13,9 @@ use std::time::{Duration, SystemTime};
 use mig_keys::SecretKey;
 use mig_proto::{Action, SignedAction, Timestamp};
 use mig_tests::{
-    Investigator, Running, binary, host_tree, node_status, run_console, seed_example_with,
-    start_agent, start_relay,
+    Investigator, LOOPBACK, Running, binary, host_tree, node_status, run_console,
+    seed_example_with, start_agent, start_relay,
 };
-
-const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
 
 fn action(target: &str, valid_from: i64, expire_after: i64, nonce: &str) -> Action {
     let mut action = Action::from_json(&seed_example_with(&[], None)).unwrap();

@@ -9,11 +9,9 @@
 use std::time::Duration;
 
 use mig_tests::{
-    Investigator, agents_by_tag, host_tree, run_console, seed_example_with, start_agent,
+    Investigator, LOOPBACK, agents_by_tag, host_tree, run_console, seed_example_with, start_agent,
     start_relay,
 };
-
-const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
 
 #[test]
 fn twenty_agents_answer_and_exactly_the_planted_ones_find() {

@@ -6,9 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use mig_tests::{Investigator, node_status, spawn_console, start_agent, start_relay};
-
-const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
+use mig_tests::{Investigator, LOOPBACK, node_status, spawn_console, start_agent, start_relay};
 
 #[test]
 fn an_agent_killed_mid_action_finishes_it_after_restarting() {
