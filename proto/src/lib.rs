@@ -14,6 +14,7 @@ pub mod attributes;
 pub mod cancel;
 pub mod canonical;
 pub mod ids;
+pub mod messages;
 pub mod modules;
 pub mod result;
 pub mod signed;

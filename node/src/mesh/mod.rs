@@ -15,6 +15,7 @@
 //! addresses are in the signed `reply_to`). Everything blocking (redb,
 //! verification, modules) runs off the swarm task.
 
+mod codec;
 pub mod reports;
 pub mod sync;
 pub mod traffic;
@@ -41,7 +42,8 @@ use sha2::Digest;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use self::reports::{Delivery, DeliveryAck, Parcel, Report, ReportBody, SignedReport};
+use self::codec::MessageCodec;
+use self::reports::{Delivery, DeliveryAck, Parcel, Report, ReportBody};
 use crate::config::NodeConfig;
 use crate::runtime::{Runtime, RuntimeConfig, now_timestamp};
 use crate::store::Store;
@@ -78,8 +80,8 @@ pub enum Role {
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     gossipsub: gossipsub::Behaviour,
-    reports: request_response::cbor::Behaviour<Delivery, DeliveryAck>,
-    sync: request_response::cbor::Behaviour<sync::SyncRequest, sync::SyncResponse>,
+    reports: request_response::Behaviour<MessageCodec<Delivery, DeliveryAck>>,
+    sync: request_response::Behaviour<MessageCodec<sync::SyncRequest, sync::SyncResponse>>,
     identify: identify::Behaviour,
     kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     ping: ping::Behaviour,
@@ -349,22 +351,13 @@ fn build_swarm(
             };
             score.topics.insert(topic_hash, topic_score);
             gossipsub.with_peer_score(score, gossipsub::PeerScoreThresholds::default())?;
-            let codec = request_response::cbor::codec::Codec::<Delivery, DeliveryAck>::default()
-                .set_request_size_maximum(64 * 1024 * 1024)
-                .set_response_size_maximum(64 * 1024);
             let reports = request_response::Behaviour::with_codec(
-                codec,
+                MessageCodec::default(),
                 [(REPORTS_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             );
-            let sync_codec = request_response::cbor::codec::Codec::<
-                sync::SyncRequest,
-                sync::SyncResponse,
-            >::default()
-            .set_request_size_maximum(64 * 1024)
-            .set_response_size_maximum((sync::MAX_FETCH * (MAX_WIRE_BYTES + 64)) as u64);
             let sync = request_response::Behaviour::with_codec(
-                sync_codec,
+                MessageCodec::default(),
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             );
@@ -1048,7 +1041,7 @@ impl Mesh {
                 attributes: attributes.clone(),
                 body,
             };
-            let signed = SignedReport::sign(&report, &keypair).ok()?;
+            let signed = reports::sign(&report, &keypair).ok()?;
             Some(Parcel {
                 console: console.to_bytes(),
                 console_addresses: reply_to.addresses.clone(),
@@ -1144,7 +1137,7 @@ impl Mesh {
                         let known = parcel.console == local
                             || <[u8; 32]>::try_from(parcel.action_id.as_slice())
                                 .is_ok_and(|id| self.paths.contains_key(&ActionId(id)));
-                        let genuine = known && parcel.report.verify().is_ok();
+                        let genuine = known && reports::verify(&parcel.report).is_ok();
                         refused += u64::from(!genuine);
                         genuine
                     })
@@ -1353,7 +1346,7 @@ impl Mesh {
     /// owner is not keeping up (the sender will try again); a report that
     /// does not verify is dropped (and counts as handled).
     fn deliver_locally(&mut self, parcel: &Parcel) -> bool {
-        match parcel.report.verify() {
+        match reports::verify(&parcel.report) {
             Ok(report) => !matches!(
                 self.events.try_send(MeshEvent::Report(Box::new(report))),
                 Err(mpsc::error::TrySendError::Full(_))
@@ -1362,7 +1355,7 @@ impl Mesh {
                 *self
                     .status
                     .reports_dropped
-                    .entry(error_kind(&error).to_owned())
+                    .entry(error.kind().to_owned())
                     .or_default() += 1;
                 tracing::debug!(%error, "dropping a report that does not verify");
                 true
@@ -1459,15 +1452,6 @@ impl Mesh {
     }
 }
 
-fn error_kind(error: &reports::ReportError) -> &'static str {
-    match error {
-        reports::ReportError::TooLarge => "too_large",
-        reports::ReportError::Malformed(_) => "malformed",
-        reports::ReportError::BadSignature => "bad_signature",
-        reports::ReportError::WrongSigner { .. } => "wrong_signer",
-    }
-}
-
 /// Stores parcels in the outbox, then hands them to the swarm task. True
 /// once they are durable.
 async fn enqueue(
@@ -1559,7 +1543,7 @@ fn make_parcel(
         attributes: attributes.clone(),
         body,
     };
-    let signed = SignedReport::sign(&report, keypair).ok()?;
+    let signed = reports::sign(&report, keypair).ok()?;
     Some(Parcel {
         console: console.to_bytes(),
         console_addresses: reply_to.addresses.clone(),

@@ -3,25 +3,8 @@
 //! them exactly as if they had come by gossip. So an agent that was
 //! offline (or cut off) when an action was published still runs it if it
 //! comes back in time; gossipsub alone forgets messages within seconds.
+//! The messages are in `mig_proto::messages`.
 
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
-
-/// Ids offered in one answer at most.
-pub const MAX_IDS: usize = 1024;
-/// Actions fetched per request at most (each up to the wire limit).
-pub const MAX_FETCH: usize = 4;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SyncRequest {
-    /// Which actions do you hold that are still valid?
-    Ids,
-    /// Send me these actions' wire messages.
-    Fetch(Vec<ByteBuf>),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SyncResponse {
-    Ids(Vec<ByteBuf>),
-    Actions(Vec<ByteBuf>),
-}
+pub use mig_proto::messages::{
+    MAX_SYNC_FETCH as MAX_FETCH, MAX_SYNC_IDS as MAX_IDS, SyncRequest, SyncResponse,
+};

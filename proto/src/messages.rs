@@ -1,0 +1,269 @@
+//! The request-response messages nodes exchange on their direct streams:
+//! report deliveries, hop to hop towards a console (`/mig/reports/1`), and
+//! catching up on still-valid actions (`/mig/sync/1`). Also the report an
+//! agent signs, as bytes (signing and checking the signature need the
+//! node's libp2p key and live in `mig-node`).
+//!
+//! Every message is CBOR (ciborium through serde). Each decoder here takes
+//! untrusted bytes: the caller bounds the bytes read from the stream to the
+//! message's limit, and decoding bounds nesting; these are the functions
+//! the fuzz targets drive.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::{ActionId, AgentAttributes, AgentResult};
+
+/// Prefix of every signed report, so a report signature is never valid as
+/// anything else.
+pub const REPORT_DOMAIN: &[u8] = b"mig-mesh/report/v1\n";
+/// Largest signed report accepted (a result with many findings).
+pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
+/// Largest encoded public key or signature inside a signed report.
+pub const MAX_REPORT_KEY_BYTES: usize = 1024;
+/// Largest delivery (a batch of parcels) one hop hands the next.
+pub const MAX_DELIVERY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest delivery acknowledgement.
+pub const MAX_DELIVERY_ACK_BYTES: usize = 1024;
+/// Largest sync request.
+pub const MAX_SYNC_REQUEST_BYTES: usize = 64 * 1024;
+/// Ids offered in one sync answer at most.
+pub const MAX_SYNC_IDS: usize = 1024;
+/// Actions fetched per sync request at most (each up to the wire limit).
+pub const MAX_SYNC_FETCH: usize = 4;
+/// Largest sync response: `MAX_SYNC_FETCH` actions at the wire limit.
+pub const MAX_SYNC_RESPONSE_BYTES: usize =
+    MAX_SYNC_FETCH * (crate::signed::MAX_WIRE_BYTES + 64) + 4096;
+/// Nesting accepted when decoding any message. Results nest the deepest
+/// (operation, element, search, file); this leaves room and stops a
+/// hostile depth long before the stack.
+const MAX_NESTING: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MessageError {
+    #[error("message too large: {size} bytes, the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encodes any message. Serializing plain data into a `Vec` cannot fail.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = ciborium::into_writer(message, &mut bytes);
+    bytes
+}
+
+/// Decodes a message of at most `limit` bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, MessageError> {
+    if bytes.len() > limit {
+        return Err(MessageError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    ciborium::de::from_reader_with_recursion_limit(bytes, MAX_NESTING)
+        .map_err(|error| MessageError::Malformed(error.to_string()))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReportBody {
+    /// Targeted and accepted; running.
+    Ack,
+    /// Targeted, but this agent's ACL (or another local rule) refuses it.
+    Rejected { reason: String },
+    /// Done: the agent's result.
+    Result(Box<AgentResult>),
+}
+
+/// What an agent tells the console about one action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub action_id: ActionId,
+    /// The agent's peer id, as text.
+    pub agent: String,
+    pub attributes: AgentAttributes,
+    pub body: ReportBody,
+}
+
+impl Report {
+    /// The bytes an agent signs: the domain prefix, then the report.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = REPORT_DOMAIN.to_vec();
+        let _ = ciborium::into_writer(self, &mut bytes);
+        bytes
+    }
+
+    /// Decodes signed bytes (after their signature was checked).
+    pub fn from_signing_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
+        let body = bytes
+            .strip_prefix(REPORT_DOMAIN)
+            .ok_or_else(|| MessageError::Malformed("wrong report domain".into()))?;
+        decode(body, MAX_REPORT_BYTES)
+    }
+}
+
+/// A report as it travels: the signed bytes, the signer's public key
+/// (libp2p protobuf encoding) and the signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedReport {
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub public_key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl SignedReport {
+    /// Whether every part is within its limit (checked before any
+    /// signature work).
+    pub fn within_limits(&self) -> bool {
+        self.bytes.len() <= MAX_REPORT_BYTES
+            && self.public_key.len() <= MAX_REPORT_KEY_BYTES
+            && self.signature.len() <= MAX_REPORT_KEY_BYTES
+    }
+}
+
+/// One report on its way to a console.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parcel {
+    /// The console's peer id (bytes).
+    #[serde(with = "serde_bytes")]
+    pub console: Vec<u8>,
+    /// Where the console can be dialled, from the signed `reply_to`.
+    pub console_addresses: Vec<String>,
+    #[serde(with = "serde_bytes")]
+    pub action_id: Vec<u8>,
+    /// The action's expiry; a parcel is kept (for a console that comes back)
+    /// until a day after it.
+    pub expire_after: i64,
+    pub report: SignedReport,
+}
+
+/// A batch of parcels for the next hop (`/mig/reports/1` request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub parcels: Vec<Parcel>,
+}
+
+/// The next hop's answer: it stored this many parcels (all, or none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryAck {
+    pub stored: u32,
+}
+
+/// `/mig/sync/1` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// Which actions do you hold that are still valid?
+    Ids,
+    /// Send me these actions' wire messages.
+    Fetch(Vec<ByteBuf>),
+}
+
+/// `/mig/sync/1` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    Ids(Vec<ByteBuf>),
+    Actions(Vec<ByteBuf>),
+}
+
+/// A message type with its own size limit, so a codec can bound what it
+/// reads from a stream before decoding.
+pub trait Message: Serialize + DeserializeOwned {
+    const MAX_BYTES: usize;
+
+    fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        decode(bytes, Self::MAX_BYTES)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+}
+
+impl Message for Delivery {
+    const MAX_BYTES: usize = MAX_DELIVERY_BYTES;
+}
+impl Message for DeliveryAck {
+    const MAX_BYTES: usize = MAX_DELIVERY_ACK_BYTES;
+}
+impl Message for SyncRequest {
+    const MAX_BYTES: usize = MAX_SYNC_REQUEST_BYTES;
+}
+impl Message for SyncResponse {
+    const MAX_BYTES: usize = MAX_SYNC_RESPONSE_BYTES;
+}
+impl Message for SignedReport {
+    const MAX_BYTES: usize = MAX_REPORT_BYTES + 2 * MAX_REPORT_KEY_BYTES + 64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            action_id: ActionId([1; 32]),
+            agent: "12D3KooWexample".into(),
+            attributes: AgentAttributes {
+                name: "web1".into(),
+                ..Default::default()
+            },
+            body: ReportBody::Rejected {
+                reason: "acl".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let signed = SignedReport {
+            bytes: report().signing_bytes(),
+            public_key: vec![1; 36],
+            signature: vec![2; 64],
+        };
+        let delivery = Delivery {
+            parcels: vec![Parcel {
+                console: vec![0, 1, 2],
+                console_addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
+                action_id: vec![3; 32],
+                expire_after: 1_700_000_000,
+                report: signed.clone(),
+            }],
+        };
+        assert_eq!(Delivery::decode(&delivery.encode()), Ok(delivery));
+        let ack = DeliveryAck { stored: 7 };
+        assert_eq!(DeliveryAck::decode(&ack.encode()), Ok(ack));
+        for request in [
+            SyncRequest::Ids,
+            SyncRequest::Fetch(vec![ByteBuf::from(vec![4; 32])]),
+        ] {
+            assert_eq!(SyncRequest::decode(&request.encode()), Ok(request));
+        }
+        let response = SyncResponse::Actions(vec![ByteBuf::from(b"wire".to_vec())]);
+        assert_eq!(SyncResponse::decode(&response.encode()), Ok(response));
+        assert_eq!(Report::from_signing_bytes(&signed.bytes), Ok(report()));
+    }
+
+    #[test]
+    fn oversize_deep_and_foreign_bytes_are_refused() {
+        let big = vec![0u8; MAX_DELIVERY_ACK_BYTES + 1];
+        assert!(matches!(
+            DeliveryAck::decode(&big),
+            Err(MessageError::TooLarge { .. })
+        ));
+        // An array nested far deeper than any message.
+        let mut deep = vec![0x81u8; 10_000];
+        deep.push(0x00);
+        assert!(matches!(
+            SyncRequest::decode(&deep),
+            Err(MessageError::Malformed(_))
+        ));
+        let mut foreign = b"mig-mesh/action/v1\n".to_vec();
+        foreign.extend(encode(&report()));
+        assert!(Report::from_signing_bytes(&foreign).is_err());
+    }
+}
