@@ -133,6 +133,9 @@ pub async fn launch(
     key: Option<&SecretKey>,
     options: LaunchOptions,
 ) -> Result<LaunchOutcome, LaunchError> {
+    // Agents refuse an action with an operation they cannot run, and count
+    // it against whoever sent it: say so here instead.
+    mig_node::modules::check_operations(&action.operations).map_err(other)?;
     let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
     let config = console_config(&options);
     let shutdown = CancellationToken::new();

@@ -346,6 +346,9 @@ mod tests {
         fn name(&self) -> &'static str {
             "quick"
         }
+        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
+            Ok(())
+        }
         fn run(
             &self,
             _: &serde_json::Value,
@@ -365,6 +368,9 @@ mod tests {
     impl Module for Slow {
         fn name(&self) -> &'static str {
             "slow"
+        }
+        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
+            Ok(())
         }
         fn timeout(&self) -> Duration {
             Duration::from_millis(300)
@@ -390,6 +396,9 @@ mod tests {
     impl Module for Crashing {
         fn name(&self) -> &'static str {
             "crashing"
+        }
+        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
+            Ok(())
         }
         fn run(
             &self,

@@ -1597,6 +1597,13 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
         Some(action) => action.clone(),
         None => return Validation::Reject("malformed"),
     };
+    // An operation no agent here can run (a module this build does not
+    // have, parameters it refuses) never runs and never spreads. Relays
+    // check too, so upgrade relays before launching a new module's actions.
+    if let Err(error) = crate::modules::check_operations(&action.operations) {
+        tracing::debug!(%error, "refusing an action");
+        return Validation::Reject(error.kind());
+    }
     let expire_after = action.expireafter.map_or(0, Timestamp::unix_seconds);
     if let Some(store) = store
         && store.is_cancelled(&verdict.action_id.0).unwrap_or(false)

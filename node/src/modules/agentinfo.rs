@@ -29,11 +29,16 @@ impl Module for AgentInfo {
         "agentinfo"
     }
 
-    fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError> {
-        let started = Instant::now();
+    fn check(&self, parameters: &Json) -> Result<(), ModuleError> {
         if !parameters.is_null() {
             let _: Parameters = parse_parameters(parameters)?;
         }
+        Ok(())
+    }
+
+    fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError> {
+        let started = Instant::now();
+        self.check(parameters)?;
         let uptime = SystemTime::now()
             .duration_since(context.agent_started)
             .map_or(0, |elapsed| elapsed.as_secs());

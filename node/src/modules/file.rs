@@ -691,6 +691,10 @@ impl Module for FileModule {
         "file"
     }
 
+    fn check(&self, parameters: &Json) -> Result<(), ModuleError> {
+        compile(parameters, SystemTime::now()).map(drop)
+    }
+
     fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError> {
         let started = Instant::now();
         let plan = compile(parameters, context.now)?;

@@ -130,6 +130,11 @@ pub trait Module: Send + Sync {
         Duration::from_secs(300)
     }
 
+    /// Checks `parameters` without touching the host: the checks `run`
+    /// starts with. Agents and relays refuse, before anything runs or
+    /// spreads, an action with an operation that fails this.
+    fn check(&self, parameters: &Json) -> Result<(), ModuleError>;
+
     /// Answers the question `parameters` asks.
     fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError>;
 
@@ -162,6 +167,48 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
 /// The names of the registered modules.
 pub fn names() -> Vec<&'static str> {
     registry().iter().map(|module| module.name()).collect()
+}
+
+/// Why an action's operations cannot run on this agent.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error("operation {index}: no module '{module}' on this agent")]
+    UnknownModule { index: usize, module: String },
+    #[error("operation {index} ({module}): {error}")]
+    InvalidParameters {
+        index: usize,
+        module: &'static str,
+        error: ModuleError,
+    },
+}
+
+impl OperationError {
+    /// Stable name for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownModule { .. } => "unknown_module",
+            Self::InvalidParameters { .. } => "invalid_parameters",
+        }
+    }
+}
+
+/// Checks that every operation names a registered module and gives it
+/// parameters it accepts, without running anything.
+pub fn check_operations(operations: &[mig_proto::Operation]) -> Result<(), OperationError> {
+    for (index, operation) in operations.iter().enumerate() {
+        let module = lookup(&operation.module).ok_or_else(|| OperationError::UnknownModule {
+            index,
+            module: operation.module.clone(),
+        })?;
+        module
+            .check(&operation.parameters)
+            .map_err(|error| OperationError::InvalidParameters {
+                index,
+                module: module.name(),
+                error,
+            })?;
+    }
+    Ok(())
 }
 
 /// Parses a module's parameters, naming the field that is wrong.
@@ -254,6 +301,78 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn operation(module: &str, parameters: Json) -> mig_proto::Operation {
+        mig_proto::Operation {
+            module: module.into(),
+            parameters,
+        }
+    }
+
+    #[test]
+    fn operations_are_checked_without_running() {
+        let seed: mig_proto::Action = mig_proto::Action::from_json(include_str!(
+            "../../../docs/examples/linux-backdoor-2014.json"
+        ))
+        .unwrap();
+        check_operations(&seed.operations).unwrap();
+        check_operations(&[operation("netstat", json!({"listeningport": [4444]}))]).unwrap();
+
+        let refused = [
+            (operation("memory", json!({})), "unknown_module"),
+            (
+                operation("file", json!({"searches": 5})),
+                "invalid_parameters",
+            ),
+            (
+                operation(
+                    "file",
+                    json!({"searches": {"s1": {"paths": ["/"], "names": ["(a"]}}}),
+                ),
+                "invalid_parameters",
+            ),
+            (
+                operation("netstat", json!({"localip": ["not an ip"]})),
+                "invalid_parameters",
+            ),
+            (
+                operation("netstat", json!({"listeningport": [70000]})),
+                "invalid_parameters",
+            ),
+            (operation("netstat", json!({})), "invalid_parameters"),
+            (
+                operation("pkg", json!({"pkgmatch": {"matches": ["("]}})),
+                "invalid_parameters",
+            ),
+            (
+                operation("process", json!({"exesha256": ["xyz"]})),
+                "invalid_parameters",
+            ),
+            (
+                operation("sshkey", json!({"paths": ["relative"]})),
+                "invalid_parameters",
+            ),
+            (
+                operation("agentinfo", json!({"surprise": true})),
+                "invalid_parameters",
+            ),
+        ];
+        for (operation, kind) in refused {
+            let error = check_operations(std::slice::from_ref(&operation)).unwrap_err();
+            assert_eq!(error.kind(), kind, "{operation:?}: {error}");
+        }
+        // The second operation is the bad one, and the error says so.
+        let error = check_operations(&[
+            operation("agentinfo", Json::Null),
+            operation("file", json!({"searches": {"s1": {"paths": 1}}})),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("operation 1 (file)"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn go_durations() {

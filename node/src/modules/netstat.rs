@@ -92,6 +92,61 @@ struct Hit {
 }
 
 /// An IP or CIDR; a bare IP is a host network.
+/// Parses and checks the parameters: every list bounded, every regex and
+/// network valid.
+fn checked_parameters(parameters: &Json) -> Result<Parameters, ModuleError> {
+    let parameters: Parameters = parse_parameters(parameters)?;
+    if parameters.namespaces {
+        return Err(ModuleError::InvalidParameters(
+            "namespaces is not supported by this agent".into(),
+        ));
+    }
+    let lists = [
+        parameters.localmac.len(),
+        parameters.neighbormac.len(),
+        parameters.localip.len(),
+        parameters.neighborip.len(),
+        parameters.connectedip.len(),
+        parameters.listeningport.len(),
+    ];
+    if lists.iter().all(|length| *length == 0) {
+        return Err(ModuleError::InvalidParameters(
+            "give at least one of localmac, neighbormac, localip, neighborip, connectedip, listeningport".into(),
+        ));
+    }
+    if lists.iter().any(|length| *length > MAX_VALUES) {
+        return Err(ModuleError::InvalidParameters(format!(
+            "at most {MAX_VALUES} values per parameter"
+        )));
+    }
+    for value in parameters.localmac.iter().chain(&parameters.neighbormac) {
+        regex(value)?;
+    }
+    for value in parameters
+        .localip
+        .iter()
+        .chain(&parameters.neighborip)
+        .chain(&parameters.connectedip)
+    {
+        parse_network(value)?;
+    }
+    for value in &parameters.listeningport {
+        port(value)?;
+    }
+    Ok(parameters)
+}
+
+/// A port parameter: its key in the results, and the port.
+fn port(value: &PortValue) -> Result<(String, u16), ModuleError> {
+    let (key, port) = match value {
+        PortValue::Number(number) => (number.to_string(), u16::try_from(*number).ok()),
+        PortValue::Text(text) => (text.clone(), text.trim().parse::<u16>().ok()),
+    };
+    let port =
+        port.ok_or_else(|| ModuleError::InvalidParameters(format!("'{key}' is not a port")))?;
+    Ok((key, port))
+}
+
 fn parse_network(text: &str) -> Result<IpNet, ModuleError> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
@@ -121,32 +176,13 @@ impl Module for Netstat {
         "netstat"
     }
 
+    fn check(&self, parameters: &Json) -> Result<(), ModuleError> {
+        checked_parameters(parameters).map(drop)
+    }
+
     fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError> {
         let started = Instant::now();
-        let parameters: Parameters = parse_parameters(parameters)?;
-        if parameters.namespaces {
-            return Err(ModuleError::InvalidParameters(
-                "namespaces is not supported by this agent".into(),
-            ));
-        }
-        let lists = [
-            parameters.localmac.len(),
-            parameters.neighbormac.len(),
-            parameters.localip.len(),
-            parameters.neighborip.len(),
-            parameters.connectedip.len(),
-            parameters.listeningport.len(),
-        ];
-        if lists.iter().all(|length| *length == 0) {
-            return Err(ModuleError::InvalidParameters(
-                "give at least one of localmac, neighbormac, localip, neighborip, connectedip, listeningport".into(),
-            ));
-        }
-        if lists.iter().any(|length| *length > MAX_VALUES) {
-            return Err(ModuleError::InvalidParameters(format!(
-                "at most {MAX_VALUES} values per parameter"
-            )));
-        }
+        let parameters = checked_parameters(parameters)?;
         let mut errors = Vec::new();
         let mut examined = 0u64;
         let mut elements: BTreeMap<&str, BTreeMap<String, Vec<Hit>>> = BTreeMap::new();
@@ -269,13 +305,7 @@ impl Module for Netstat {
                     .insert(value.clone(), hits);
             }
             for value in &parameters.listeningport {
-                let (key, port) = match value {
-                    PortValue::Number(number) => (number.to_string(), u16::try_from(*number).ok()),
-                    PortValue::Text(text) => (text.clone(), text.trim().parse::<u16>().ok()),
-                };
-                let port = port.ok_or_else(|| {
-                    ModuleError::InvalidParameters(format!("'{key}' is not a port"))
-                })?;
+                let (key, port) = port(value)?;
                 let hits = sockets
                     .iter()
                     .filter(|socket| socket.is_listening() && socket.local.port() == port)

@@ -176,32 +176,48 @@ fn compile(source: &str) -> Result<regex::Regex, ModuleError> {
         })
 }
 
+/// What to look for: package name regexes, and a version regex (negated
+/// when it starts with `!`).
+struct Query {
+    names: Vec<regex::Regex>,
+    version: Option<(regex::Regex, bool)>,
+}
+
+fn query(parameters: &Json) -> Result<Query, ModuleError> {
+    let parameters: Parameters = parse_parameters(parameters)?;
+    if parameters.pkgmatch.matches.is_empty() {
+        return Err(ModuleError::InvalidParameters(
+            "pkgmatch.matches needs at least one regex".into(),
+        ));
+    }
+    let names = parameters
+        .pkgmatch
+        .matches
+        .iter()
+        .map(|source| compile(source))
+        .collect::<Result<Vec<_>, _>>()?;
+    let version = match parameters.vermatch.as_deref() {
+        Some(source) if source.len() > 1 && source.starts_with('!') => {
+            Some((compile(&source[1..])?, true))
+        }
+        Some(source) if !source.is_empty() => Some((compile(source)?, false)),
+        _ => None,
+    };
+    Ok(Query { names, version })
+}
+
 impl Module for Pkg {
     fn name(&self) -> &'static str {
         "pkg"
     }
 
+    fn check(&self, parameters: &Json) -> Result<(), ModuleError> {
+        query(parameters).map(drop)
+    }
+
     fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError> {
         let started = Instant::now();
-        let parameters: Parameters = parse_parameters(parameters)?;
-        if parameters.pkgmatch.matches.is_empty() {
-            return Err(ModuleError::InvalidParameters(
-                "pkgmatch.matches needs at least one regex".into(),
-            ));
-        }
-        let names = parameters
-            .pkgmatch
-            .matches
-            .iter()
-            .map(|source| compile(source))
-            .collect::<Result<Vec<_>, _>>()?;
-        let version = match parameters.vermatch.as_deref() {
-            Some(source) if source.len() > 1 && source.starts_with('!') => {
-                Some((compile(&source[1..])?, true))
-            }
-            Some(source) if !source.is_empty() => Some((compile(source)?, false)),
-            _ => None,
-        };
+        let Query { names, version } = query(parameters)?;
         let root = &context.root;
         let mut errors = Vec::new();
         let mut installed = Vec::new();

@@ -83,34 +83,61 @@ fn executable_sha256(root: &Path, pid: u32, context: &ModuleContext) -> Option<S
     Some(hex::encode(hasher.finalize()))
 }
 
+/// The parameters with their regexes compiled and hashes checked.
+struct Query {
+    parameters: Parameters,
+    names: Vec<regex::Regex>,
+    cmdlines: Vec<regex::Regex>,
+    wanted_hashes: Vec<String>,
+}
+
+fn query(parameters: &Json) -> Result<Query, ModuleError> {
+    let parameters: Parameters = parse_parameters(parameters)?;
+    if parameters.names.is_empty()
+        && parameters.cmdlines.is_empty()
+        && parameters.exesha256.is_empty()
+        && parameters.users.is_empty()
+    {
+        return Err(ModuleError::InvalidParameters(
+            "give at least one of names, cmdlines, exesha256, users".into(),
+        ));
+    }
+    let names = regexes(&parameters.names)?;
+    let cmdlines = regexes(&parameters.cmdlines)?;
+    let mut wanted_hashes = Vec::new();
+    for value in &parameters.exesha256 {
+        if value.len() != 64 || hex::decode(value).is_err() {
+            return Err(ModuleError::InvalidParameters(format!(
+                "exesha256 '{value}' is not 64 hexadecimal characters"
+            )));
+        }
+        wanted_hashes.push(value.to_lowercase());
+    }
+    Ok(Query {
+        parameters,
+        names,
+        cmdlines,
+        wanted_hashes,
+    })
+}
+
 impl Module for Process {
     fn name(&self) -> &'static str {
         "process"
     }
 
+    fn check(&self, parameters: &Json) -> Result<(), ModuleError> {
+        query(parameters).map(drop)
+    }
+
     fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError> {
         let started = Instant::now();
-        let parameters: Parameters = parse_parameters(parameters)?;
-        if parameters.names.is_empty()
-            && parameters.cmdlines.is_empty()
-            && parameters.exesha256.is_empty()
-            && parameters.users.is_empty()
-        {
-            return Err(ModuleError::InvalidParameters(
-                "give at least one of names, cmdlines, exesha256, users".into(),
-            ));
-        }
-        let names = regexes(&parameters.names)?;
-        let cmdlines = regexes(&parameters.cmdlines)?;
-        let mut wanted_hashes = Vec::new();
-        for value in &parameters.exesha256 {
-            if value.len() != 64 || hex::decode(value).is_err() {
-                return Err(ModuleError::InvalidParameters(format!(
-                    "exesha256 '{value}' is not 64 hexadecimal characters"
-                )));
-            }
-            wanted_hashes.push(value.to_lowercase());
-        }
+        let Query {
+            parameters,
+            names,
+            cmdlines,
+            wanted_hashes,
+        } = query(parameters)?;
         let root = &context.root;
         let users = procfs::users(root);
         let pids = procfs::pids(root);

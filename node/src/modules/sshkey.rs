@@ -225,28 +225,41 @@ fn inspect_file(host: &Path, logical: &str, keys: &mut Vec<FoundKey>, errors: &m
     });
 }
 
+/// Parses and checks the parameters: depth bounded, paths absolute and
+/// without `..`.
+fn checked_parameters(parameters: &Json) -> Result<Parameters, ModuleError> {
+    let parameters: Parameters = parse_parameters(parameters)?;
+    if parameters.maxdepth > 1000 {
+        return Err(ModuleError::InvalidParameters(
+            "maxdepth must be 0 to 1000".into(),
+        ));
+    }
+    for path in &parameters.paths {
+        if !path.starts_with('/') || path.split('/').any(|component| component == "..") {
+            return Err(ModuleError::InvalidParameters(format!(
+                "path '{path}' must be absolute, without '..'"
+            )));
+        }
+    }
+    Ok(parameters)
+}
+
 impl Module for SshKey {
     fn name(&self) -> &'static str {
         "sshkey"
     }
 
+    fn check(&self, parameters: &Json) -> Result<(), ModuleError> {
+        checked_parameters(parameters).map(drop)
+    }
+
     fn run(&self, parameters: &Json, context: &ModuleContext) -> Result<ModuleResult, ModuleError> {
         let started = Instant::now();
-        let parameters: Parameters = parse_parameters(parameters)?;
-        if parameters.maxdepth > 1000 {
-            return Err(ModuleError::InvalidParameters(
-                "maxdepth must be 0 to 1000".into(),
-            ));
-        }
+        let parameters = checked_parameters(parameters)?;
         let mut keys = Vec::new();
         let mut errors = Vec::new();
         let mut examined = 0u64;
         for path in &parameters.paths {
-            if !path.starts_with('/') || path.split('/').any(|component| component == "..") {
-                return Err(ModuleError::InvalidParameters(format!(
-                    "path '{path}' must be absolute, without '..'"
-                )));
-            }
             let host = under_root(&context.root, Path::new(path));
             if !host.exists() {
                 continue;
