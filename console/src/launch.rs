@@ -107,6 +107,11 @@ pub struct LaunchOutcome {
     /// The console's connections when it finished (they do not grow with
     /// the number of agents: reports come home hop by hop).
     pub console_connections: usize,
+    /// Reports this console's node refused, by reason (forged, unsolicited,
+    /// from a graylisted sender...).
+    pub reports_dropped: BTreeMap<String, u64>,
+    /// Peers graylisted for misbehaving while the console ran.
+    pub graylisted_peers: Vec<String>,
 }
 
 impl LaunchOutcome {
@@ -204,6 +209,16 @@ pub async fn launch(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // In the history before it is out: the node takes reports only for
+    // actions this console sent.
+    {
+        let store = node.store.clone();
+        let json = action.to_json_pretty();
+        tokio::task::spawn_blocking(move || store.record_sent(&action_id.0, &json))
+            .await
+            .map_err(other)?
+            .map_err(other)?;
+    }
     node.publish(signed.to_wire()).await.map_err(other)?;
     let published = Instant::now();
     if let Some(tell) = &options.published {
@@ -211,11 +226,6 @@ pub async fn launch(
     }
 
     let expiry = action.expireafter.map_or(i64::MAX, Timestamp::unix_seconds);
-    {
-        let store = node.store.clone();
-        let json = action.to_json_pretty();
-        let _ = tokio::task::spawn_blocking(move || store.record_sent(&action_id.0, &json)).await;
-    }
     let mut agents = BTreeMap::new();
     let last_report = collect(
         &mut node,
@@ -226,22 +236,16 @@ pub async fn launch(
         &options,
     )
     .await;
-    let console_connections = node
-        .status()
-        .await
-        .map_or(0, |status| status.connected_peers);
+    let status = node.status().await;
     shutdown.cancel();
     let _ = task.await;
-    let mut outcome = LaunchOutcome {
+    Ok(finish(
         action_id,
         action,
-        agents: agents.into_values().collect(),
-        summary: Summary::default(),
-        elapsed_ms: last_report.duration_since(published).as_millis(),
-        console_connections,
-    };
-    outcome.summarize();
-    Ok(outcome)
+        agents,
+        last_report.duration_since(published).as_millis(),
+        status,
+    ))
 }
 
 /// Collects reports for `action_id` until every agent that acked has
@@ -281,6 +285,10 @@ async fn collect(
         match tokio::time::timeout_at(wake, node.events.recv()).await {
             Ok(Some(MeshEvent::Report(report))) => {
                 if report.action_id != action_id {
+                    // Late news about an earlier action of this console
+                    // (the node only hands over reports for actions in
+                    // the history): kept for `mig results`.
+                    let _ = to_history.send(*report);
                     continue;
                 }
                 last_report = Instant::now();
@@ -369,7 +377,7 @@ pub async fn results(
     if !follow {
         let store = mig_node::store::Store::open(&options.data_dir).map_err(other)?;
         let (action, agents) = history(&store)?;
-        return Ok(finish(action_id, action, agents, 0, 0));
+        return Ok(finish(action_id, action, agents, 0, None));
     }
     let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
     let shutdown = CancellationToken::new();
@@ -390,10 +398,7 @@ pub async fn results(
     };
     let expiry = action.expireafter.map_or(i64::MAX, Timestamp::unix_seconds) + 86_400;
     let last_report = collect(&mut node, action_id, expiry, &mut agents, started, &options).await;
-    let connections = node
-        .status()
-        .await
-        .map_or(0, |status| status.connected_peers);
+    let status = node.status().await;
     shutdown.cancel();
     let _ = task.await;
     Ok(finish(
@@ -401,7 +406,7 @@ pub async fn results(
         action,
         agents,
         last_report.duration_since(started).as_millis(),
-        connections,
+        status,
     ))
 }
 
@@ -410,15 +415,18 @@ fn finish(
     action: Action,
     agents: BTreeMap<String, AgentOutcome>,
     elapsed_ms: u128,
-    console_connections: usize,
+    status: Option<mesh::Status>,
 ) -> LaunchOutcome {
+    let status = status.unwrap_or_default();
     let mut outcome = LaunchOutcome {
         action_id,
         action,
         agents: agents.into_values().collect(),
         summary: Summary::default(),
         elapsed_ms,
-        console_connections,
+        console_connections: status.connected_peers,
+        reports_dropped: status.reports_dropped,
+        graylisted_peers: status.graylisted_peers,
     };
     outcome.summarize();
     outcome

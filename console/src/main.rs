@@ -349,6 +349,17 @@ fn print_outcome(
                 summary.silent,
                 outcome.elapsed_ms
             );
+            if !outcome.reports_dropped.is_empty() {
+                let reasons: Vec<String> = outcome
+                    .reports_dropped
+                    .iter()
+                    .map(|(reason, count)| format!("{count} {reason}"))
+                    .collect();
+                eprintln!("reports refused: {}", reasons.join(", "));
+            }
+            for peer in &outcome.graylisted_peers {
+                eprintln!("graylisted for misbehaving: {peer}");
+            }
         }
     }
     Ok(if outcome.summary.silent == 0 {

@@ -241,6 +241,17 @@ impl Store {
     }
 
     /// Whether this node has seen the action.
+    /// Whether this console sent the action (it is in its history).
+    pub fn was_sent(&self, id: &[u8]) -> Result<bool, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        Ok(transaction
+            .open_table(SENT)
+            .map_err(operation)?
+            .get(id)
+            .map_err(operation)?
+            .is_some())
+    }
+
     pub fn knows_action(&self, id: &[u8]) -> Result<bool, StoreError> {
         let transaction = self.database.begin_read().map_err(operation)?;
         Ok(transaction

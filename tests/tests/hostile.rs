@@ -1,10 +1,14 @@
 //! A rogue peer joins the mesh and floods it with actions that must not
 //! run: garbage, a bad signature, an untrusted signer, a target changed
 //! after signing, a target nested far too deep, a catastrophic regex, an
-//! expired action, one valid far in the future, one with too long a window.
-//! Nothing runs, nothing passes the first honest hop (checked on agents
-//! two hops away), the rogue ends graylisted, and a valid action sent
-//! right after still reaches every agent.
+//! expired action, one valid far in the future, one with too long a window,
+//! one over the size limit, one naming a module no agent has, one with
+//! parameters of the wrong type. Nothing runs, nothing passes the first
+//! honest hop (checked on agents two hops away), the rogue ends
+//! graylisted, and a valid action sent right after still reaches every
+//! agent. Then forged reports and floods of reports nobody asked for, sent
+//! straight to the console and to a relay: refused, counted, the sender
+//! graylisted, the real results untouched.
 
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
 
@@ -78,6 +82,10 @@ fn hostile_actions_go_nowhere_and_the_sender_is_graylisted() {
     )
     .to_wire();
     let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
+    let mut unknown_module = action("true", now - 60, now + 300, "unknown-module");
+    unknown_module.operations[0].module = "memory".into();
+    let mut wrong_types = action("true", now - 60, now + 300, "wrong-types");
+    wrong_types.operations[0].parameters = serde_json::json!({"searches": {"s1": {"paths": 42}}});
     let messages: Vec<Vec<u8>> = vec![
         b"\xde\xad\xbe\xef not an action".to_vec(),
         bad_signature_wire,
@@ -100,6 +108,9 @@ fn hostile_actions_go_nowhere_and_the_sender_is_graylisted() {
             &action("true", now - 60, now + 30 * 86_400, "too-long"),
             &trusted_key,
         ),
+        vec![0xa2; mig_proto::signed::MAX_WIRE_BYTES + 1],
+        signed_wire(&unknown_module, &trusted_key),
+        signed_wire(&wrong_types, &trusted_key),
     ];
     // Each message from a peer of its own, so each is judged on its own
     // (a peer that keeps sending rejected messages is soon not heard at all).
@@ -117,7 +128,15 @@ fn hostile_actions_go_nowhere_and_the_sender_is_graylisted() {
     let relay_status = node_status(&dir.join("relay")).unwrap();
     assert_eq!(
         relay_status["actions_rejected"],
-        serde_json::json!({"malformed": 1, "bad_signature": 2, "unknown_signer": 1, "invalid_target": 2}),
+        serde_json::json!({
+            "malformed": 1,
+            "bad_signature": 2,
+            "unknown_signer": 1,
+            "invalid_target": 2,
+            "too_large": 1,
+            "unknown_module": 1,
+            "invalid_parameters": 1,
+        }),
         "forged and malformed ones are rejected at the first hop: {relay_status}"
     );
     assert_eq!(
@@ -169,6 +188,188 @@ fn hostile_actions_go_nowhere_and_the_sender_is_graylisted() {
     );
     let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(outcome["summary"]["answered"], 2, "{outcome}");
+}
+
+#[test]
+fn forged_and_unsolicited_reports_are_refused_and_the_sender_graylisted() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let investigator = Investigator::new(dir, "investigator");
+    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let mut agents = Vec::new();
+    for name in ["a", "b"] {
+        let root = dir.join(format!("root-{name}"));
+        host_tree(&root, None);
+        agents.push(start_agent(
+            &dir.join(format!("agent-{name}")),
+            LOOPBACK,
+            &relay,
+            &investigator.public,
+            &root,
+            &[],
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let victim = mig_node_identity(&dir.join("agent-a"));
+    let forger = mig_node_identity(&dir.join("forger"));
+    let flooder = mig_node_identity(&dir.join("flooder"));
+    let console_dir = dir.join("console");
+    let console_id = mig_node_identity(&console_dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let console_address = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{console_id}");
+
+    // The console stays a while after the real results are home.
+    let action_file = dir.join("action.json");
+    std::fs::write(&action_file, seed_example_with(&[], None)).unwrap();
+    let mut console = mig_tests::spawn_console(
+        &action_file,
+        &investigator.key,
+        &relay,
+        &console_dir,
+        &[
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{port}"),
+            "--collect-for",
+            "15s",
+        ],
+    );
+    let action_id = mig_tests::published_id(&mut console);
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Straight to the console, two batches of 16 reports about the action
+    // claiming to come from agent a (signed by the forger): the first
+    // batch is refused as forged and graylists the forger, the second is
+    // refused unread.
+    let forged = Rogue {
+        name: "forger",
+        console: &console_id,
+        action: &action_id,
+        victim: &victim,
+        forged: 32,
+        unsolicited: 0,
+    };
+    let answer = forged.deliver(dir, &console_address);
+    assert_eq!(answer["refused_batches"], 2, "{answer}");
+    assert_eq!(answer["stored_parcels"], 0, "{answer}");
+    // Ten batches of 16 genuine reports for actions nobody sent: dropped
+    // (and acknowledged) until the flooder has sent a hundred, then
+    // refused unread.
+    let flood = Rogue {
+        name: "flooder",
+        forged: 0,
+        unsolicited: 160,
+        ..forged
+    };
+    let answer = flood.deliver(dir, &console_address);
+    assert_eq!(answer["stored_parcels"], 7 * 16, "{answer}");
+    assert_eq!(answer["refused_batches"], 3, "{answer}");
+
+    // Forgeries through the relay, addressed to the console: refused at
+    // the first hop, which graylists the forger too.
+    let answer = forged.deliver(dir, &relay);
+    assert_eq!(answer["refused_batches"], 2, "{answer}");
+    let relay_status = node_status(&dir.join("relay")).unwrap();
+    assert_eq!(
+        relay_status["reports_dropped"]["forged"], 16,
+        "{relay_status}"
+    );
+    assert_eq!(
+        relay_status["reports_dropped"]["graylisted_sender"], 16,
+        "{relay_status}"
+    );
+    assert!(
+        relay_status["graylisted_peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|peer| peer == &forger),
+        "the relay graylisted the forger: {relay_status}"
+    );
+
+    let output = console.wait_with_output().unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["summary"]["answered"], 2, "{outcome}");
+    assert_eq!(
+        outcome["agents"].as_array().unwrap().len(),
+        2,
+        "no agent was made up: {outcome}"
+    );
+    assert_eq!(
+        outcome["reports_dropped"],
+        serde_json::json!({"forged": 16, "unsolicited": 112, "graylisted_sender": 16 + 48}),
+        "{outcome}"
+    );
+    for rogue in [&forger, &flooder] {
+        assert!(
+            outcome["graylisted_peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|peer| peer == rogue),
+            "{rogue} is graylisted: {outcome}"
+        );
+    }
+    // The flood left nothing in the console's history.
+    let mut flooded_id = [0u8; 32];
+    flooded_id[7] = 1;
+    let history = std::process::Command::new(binary("mig"))
+        .args(["results", &hex::encode(flooded_id), "--data-dir"])
+        .arg(&console_dir)
+        .output()
+        .unwrap();
+    assert!(!history.status.success());
+    assert!(
+        String::from_utf8_lossy(&history.stderr).contains("no record"),
+        "{}",
+        String::from_utf8_lossy(&history.stderr)
+    );
+
+    // The agents answer the next action as ever.
+    let output = run_console(
+        &action_file,
+        &investigator.key,
+        &relay,
+        &dir.join("console2"),
+        &[],
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["summary"]["answered"], 2, "{outcome}");
+}
+
+/// A rogue handing out report deliveries (`mig-rogue --deliver-to`).
+#[derive(Clone, Copy)]
+struct Rogue<'a> {
+    /// Its data directory (and so its identity) under the test's.
+    name: &'a str,
+    console: &'a str,
+    action: &'a str,
+    victim: &'a str,
+    forged: usize,
+    unsolicited: usize,
+}
+
+impl Rogue<'_> {
+    /// Delivers to `address` and returns what the rogue printed.
+    fn deliver(&self, dir: &std::path::Path, address: &str) -> serde_json::Value {
+        let output = std::process::Command::new(binary("mig-rogue"))
+            .args(["--deliver-to", address, "--console", self.console])
+            .args(["--action", self.action, "--victim", self.victim])
+            .args(["--forged", &self.forged.to_string()])
+            .args(["--unsolicited", &self.unsolicited.to_string(), "--data-dir"])
+            .arg(dir.join(self.name))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
 }
 
 /// The peer id the rogue will have (its key is made now, in its data dir).

@@ -15,7 +15,8 @@
 //! addresses are in the signed `reply_to`). Everything blocking (redb,
 //! verification, modules) runs off the swarm task.
 
-mod codec;
+pub mod codec;
+mod penalties;
 pub mod reports;
 pub mod sync;
 pub mod traffic;
@@ -50,7 +51,7 @@ use crate::store::Store;
 
 /// The one gossipsub topic actions flood on.
 pub const ACTIONS_TOPIC: &str = "mig/actions/1";
-const REPORTS_PROTOCOL: StreamProtocol = StreamProtocol::new("/mig/reports/1");
+pub const REPORTS_PROTOCOL: StreamProtocol = StreamProtocol::new("/mig/reports/1");
 const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/mig/sync/1");
 const IDENTIFY_PROTOCOL: &str = "/mig/1.0.0";
 /// Links each node tries to keep, so that it sits in a gossipsub mesh of
@@ -61,6 +62,8 @@ const TARGET_LINKS: usize = 6;
 const MAX_OUTBOX: usize = 100_000;
 /// Parcels per request to the next hop.
 const PARCELS_PER_DELIVERY: usize = 128;
+/// Parcels accepted in one delivery; a bigger batch is refused whole.
+const MAX_PARCELS_RECEIVED: usize = 4 * PARCELS_PER_DELIVERY;
 /// Parcels are kept this long after their action expired, for a console
 /// that comes back late.
 const PARCEL_GRACE_SECONDS: i64 = 86_400;
@@ -268,6 +271,8 @@ struct Mesh {
     running: HashMap<ActionId, CancellationToken>,
     /// Relays this console holds a circuit reservation on.
     reserved: std::collections::HashSet<PeerId>,
+    /// Points against peers misbehaving on the direct streams.
+    penalties: penalties::Penalties,
     shutdown: CancellationToken,
 }
 
@@ -334,6 +339,9 @@ fn build_swarm(
             // Agents behind one NAT share an address; colocation is normal.
             let mut score = gossipsub::PeerScoreParams {
                 ip_colocation_factor_weight: 0.0,
+                // The application score is minus a peer's penalty points
+                // (`penalties.rs`), one for one.
+                app_specific_weight: 1.0,
                 ..Default::default()
             };
             let topic_score = gossipsub::TopicScoreParams {
@@ -499,6 +507,7 @@ pub async fn start(
         },
         traffic: counters,
         reserved: std::collections::HashSet::new(),
+        penalties: penalties::Penalties::default(),
         running: HashMap::new(),
         shutdown: shutdown.clone(),
     };
@@ -604,6 +613,9 @@ impl Mesh {
                             .peer_score(peer)
                             .is_some_and(|score| score < graylist)
                     })
+                    .chain(self.penalties.graylisted().copied())
+                    .collect::<std::collections::BTreeSet<PeerId>>()
+                    .into_iter()
                     .map(|peer| peer.to_string())
                     .collect();
                 status.bytes_received = self.traffic.received();
@@ -760,6 +772,12 @@ impl Mesh {
     }
 
     fn housekeeping(&mut self) {
+        for (peer, total) in self.penalties.decay() {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, -total);
+        }
         let store = self.store.clone();
         let now = now_timestamp().unix_seconds();
         tokio::task::spawn_blocking(move || {
@@ -1122,49 +1140,8 @@ impl Mesh {
                 let token = self.next_token;
                 self.next_token += 1;
                 self.responses.insert(token, channel);
-                let local = self.swarm.local_peer_id().to_bytes();
                 let offered = request.parcels.len();
-                let full = self.outbox.len() + offered > MAX_OUTBOX;
-                let mut refused = 0u64;
-                let (mine, others): (Vec<Parcel>, Vec<Parcel>) = request
-                    .parcels
-                    .into_iter()
-                    .take(if full { 0 } else { 4 * PARCELS_PER_DELIVERY })
-                    .filter(|parcel| {
-                        // Only reports for actions this node passed on (the
-                        // path exists) go further, and only genuine ones:
-                        // a peer cannot make hops carry junk.
-                        let known = parcel.console == local
-                            || <[u8; 32]>::try_from(parcel.action_id.as_slice())
-                                .is_ok_and(|id| self.paths.contains_key(&ActionId(id)));
-                        let genuine = known && reports::verify(&parcel.report).is_ok();
-                        refused += u64::from(!genuine);
-                        genuine
-                    })
-                    .partition(|parcel| parcel.console == local);
-                if refused > 0 {
-                    *self
-                        .status
-                        .reports_dropped
-                        .entry("unknown_or_forged".to_owned())
-                        .or_default() += refused;
-                }
-                if full {
-                    tracing::warn!(
-                        outbox = self.outbox.len(),
-                        "the outbox is full; refusing reports for now"
-                    );
-                }
-                // A batch with anything unknown or forged in it is refused
-                // whole: nothing is stored, nothing acknowledged. An honest
-                // sender (say, after this node restarted and forgot its
-                // paths) tries again and then dials the console itself.
-                let refuse = full || refused > 0;
-                let (mine, others) = if refuse {
-                    (Vec::new(), Vec::new())
-                } else {
-                    (mine, others)
-                };
+                let (refuse, mine, others) = self.screen_delivery(peer, request.parcels);
                 self.status.reports_forwarded += others.len() as u64;
                 tracing::debug!(from = %peer, mine = mine.len(), forwarding = others.len(), "reports received");
                 let store = self.store.clone();
@@ -1339,6 +1316,116 @@ impl Mesh {
                     Duration::from_millis(200u64.saturating_mul(1 << pending.failures.min(8)));
                 pending.next_attempt = Instant::now() + backoff;
             }
+        }
+    }
+
+    /// Sorts a delivery from `peer` into parcels for this console and
+    /// parcels to pass on, or refuses it whole (the first value is true):
+    /// nothing is then stored or acknowledged. Forgeries and floods cost
+    /// the sender points (`penalties`); an honest hop that merely forgot a
+    /// path (after a restart) is refused without any, tries again, and
+    /// then dials the console itself.
+    fn screen_delivery(
+        &mut self,
+        peer: PeerId,
+        parcels: Vec<Parcel>,
+    ) -> (bool, Vec<Parcel>, Vec<Parcel>) {
+        let refuse = |this: &mut Self, reason: &'static str, count: usize| {
+            this.count_dropped_reports(reason, count as u64, peer);
+            (true, Vec::new(), Vec::new())
+        };
+        if self.penalties.is_graylisted(&peer) {
+            return refuse(self, "graylisted_sender", parcels.len());
+        }
+        if parcels.len() > MAX_PARCELS_RECEIVED {
+            self.penalize(peer, penalties::FORGED);
+            return refuse(self, "oversize_batch", parcels.len());
+        }
+        if self.outbox.len() + parcels.len() > MAX_OUTBOX {
+            tracing::warn!(
+                outbox = self.outbox.len(),
+                "the outbox is full; refusing reports for now"
+            );
+            return refuse(self, "outbox_full", parcels.len());
+        }
+        let local = self.swarm.local_peer_id().to_bytes();
+        let mut forged = 0;
+        let mut unknown_path = 0;
+        let mut unsolicited = 0;
+        let mut mine = Vec::new();
+        let mut others = Vec::new();
+        for parcel in parcels {
+            let Ok(action_id) = <[u8; 32]>::try_from(parcel.action_id.as_slice()).map(ActionId)
+            else {
+                forged += 1;
+                continue;
+            };
+            let for_me = parcel.console == local;
+            // Only reports for actions this node passed on (the path
+            // exists) go further: a peer cannot make hops carry junk.
+            if !for_me && !self.paths.contains_key(&action_id) {
+                unknown_path += 1;
+                continue;
+            }
+            // Only genuine ones, about the action they are routed by.
+            match reports::verify(&parcel.report) {
+                Ok(report) if report.action_id == action_id => {}
+                _ => {
+                    forged += 1;
+                    continue;
+                }
+            }
+            if for_me {
+                // A console takes reports for the actions it sent; the rest
+                // are dropped (and acknowledged: nobody needs them again).
+                if self.role == Role::Console && self.store.was_sent(&action_id.0).unwrap_or(true) {
+                    mine.push(parcel);
+                } else {
+                    unsolicited += 1;
+                }
+            } else {
+                others.push(parcel);
+            }
+        }
+        if unsolicited > 0 {
+            self.penalize(peer, penalties::UNSOLICITED * unsolicited as f64);
+            self.count_dropped_reports("unsolicited", unsolicited, peer);
+        }
+        if forged > 0 {
+            self.penalize(peer, penalties::FORGED * forged as f64);
+            self.count_dropped_reports("forged", forged, peer);
+        }
+        if unknown_path > 0 {
+            self.count_dropped_reports("unknown_path", unknown_path, peer);
+        }
+        if forged > 0 || unknown_path > 0 {
+            return (true, Vec::new(), Vec::new());
+        }
+        (false, mine, others)
+    }
+
+    /// Adds penalty points to a peer and tells gossipsub, so a graylisted
+    /// peer's gossip is ignored as well.
+    fn penalize(&mut self, peer: PeerId, points: f64) {
+        let total = self.penalties.add(peer, points);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, -total);
+    }
+
+    /// Counts dropped reports; logged like rejected actions, at the 1st,
+    /// 2nd, 4th... occurrence of each reason.
+    fn count_dropped_reports(&mut self, reason: &'static str, dropped: u64, source: PeerId) {
+        let count = self
+            .status
+            .reports_dropped
+            .entry(reason.to_owned())
+            .or_default();
+        let before = *count;
+        *count += dropped;
+        if before == 0 || before.ilog2() != count.ilog2() {
+            tracing::warn!(reason, count = *count, last_from = %source, "dropped reports");
         }
     }
 
