@@ -226,7 +226,7 @@ pub async fn launch(
     }
 
     let expiry = action.expireafter.map_or(i64::MAX, Timestamp::unix_seconds);
-    let mut agents = BTreeMap::new();
+    let mut agents = Roster::default();
     let last_report = collect(
         &mut node,
         action_id,
@@ -256,7 +256,7 @@ async fn collect(
     node: &mut mesh::NodeHandle,
     action_id: ActionId,
     expiry: i64,
-    agents: &mut BTreeMap<String, AgentOutcome>,
+    agents: &mut Roster,
     started: Instant,
     options: &LaunchOptions,
 ) -> Instant {
@@ -270,14 +270,12 @@ async fn collect(
     let mut last_report = started;
     let (to_history, history_writer) = history_writer(node.store.clone());
     loop {
-        let all_answered = agents
-            .values()
-            .all(|agent| !agent.acked || agent.result.is_some());
+        let all_answered = agents.all_answered();
         let quiet_until = (last_ack + QUIET_AFTER_LAST_ACK).max(started + options.collect_for);
-        if all_answered && !agents.is_empty() && Instant::now() >= quiet_until {
+        if all_answered && !agents.agents.is_empty() && Instant::now() >= quiet_until {
             break;
         }
-        let wake = if all_answered && !agents.is_empty() {
+        let wake = if all_answered && !agents.agents.is_empty() {
             quiet_until.min(give_up)
         } else {
             give_up
@@ -288,12 +286,12 @@ async fn collect(
                     // Late news about an earlier action of this console
                     // (the node only hands over reports for actions in
                     // the history): kept for `mig results`.
-                    let _ = to_history.send(*report);
+                    let _ = to_history.send(*report).await;
                     continue;
                 }
                 last_report = Instant::now();
-                let _ = to_history.send((*report).clone());
-                record(agents, *report, &mut last_ack, started);
+                let _ = to_history.send((*report).clone()).await;
+                agents.record(*report, &mut last_ack, started);
             }
             Ok(Some(MeshEvent::Listening(_))) => {}
             Ok(None) => break,
@@ -310,19 +308,26 @@ async fn collect(
 /// A thread writing reports into the console's history: whatever has
 /// arrived since its last write goes in one transaction, so a burst of
 /// reports costs a few syncs to disk rather than one each, and the
-/// collecting loop never waits for the disk. The channel is unbounded but
-/// drained as fast as the disk allows; reports reach it only after being
-/// verified, and the store keeps one entry per (action, agent, kind).
+/// collecting loop rarely waits for the disk. The channel is bounded: when
+/// the disk falls behind, collecting waits, the node's event queue fills,
+/// and hops keep the reports in their outboxes until it catches up.
 fn history_writer(
     store: std::sync::Arc<mig_node::store::Store>,
-) -> (std::sync::mpsc::Sender<Report>, tokio::task::JoinHandle<()>) {
-    let (sender, receiver) = std::sync::mpsc::channel::<Report>();
+) -> (
+    tokio::sync::mpsc::Sender<Report>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Report>(MAX_HISTORY_BATCH);
     let writer = tokio::task::spawn_blocking(move || {
-        while let Ok(first) = receiver.recv() {
-            let batch: Vec<_> = std::iter::once(first)
-                .chain(receiver.try_iter().take(MAX_HISTORY_BATCH))
-                .filter_map(|report| to_received(&report))
-                .collect();
+        while let Some(first) = receiver.blocking_recv() {
+            let mut batch = Vec::new();
+            batch.extend(to_received(&first));
+            while batch.len() < MAX_HISTORY_BATCH {
+                match receiver.try_recv() {
+                    Ok(report) => batch.extend(to_received(&report)),
+                    Err(_) => break,
+                }
+            }
             if let Err(error) = store.record_received(&batch) {
                 tracing::warn!(%error, "cannot keep reports in the history");
             }
@@ -358,17 +363,17 @@ pub async fn results(
     follow: bool,
     options: LaunchOptions,
 ) -> Result<LaunchOutcome, LaunchError> {
-    let history = |store: &mig_node::store::Store| -> Result<(Action, BTreeMap<String, AgentOutcome>), LaunchError> {
+    let history = |store: &mig_node::store::Store| -> Result<(Action, Roster), LaunchError> {
         let json = store
             .sent(&action_id.0)
             .map_err(other)?
             .ok_or_else(|| other(format!("this console has no record of action {action_id}")))?;
         let action = Action::from_json(&json).map_err(other)?;
-        let mut agents = BTreeMap::new();
+        let mut agents = Roster::default();
         let mut last_ack = Instant::now();
         for bytes in store.received(&action_id.0).map_err(other)? {
             if let Ok(report) = ciborium::de::from_reader::<Report, _>(bytes.as_slice()) {
-                record(&mut agents, report, &mut last_ack, Instant::now());
+                agents.record(report, &mut last_ack, Instant::now());
             }
         }
         Ok((action, agents))
@@ -413,15 +418,20 @@ pub async fn results(
 fn finish(
     action_id: ActionId,
     action: Action,
-    agents: BTreeMap<String, AgentOutcome>,
+    agents: Roster,
     elapsed_ms: u128,
     status: Option<mesh::Status>,
 ) -> LaunchOutcome {
-    let status = status.unwrap_or_default();
+    let mut status = status.unwrap_or_default();
+    if agents.over_limit > 0 {
+        status
+            .reports_dropped
+            .insert("over_agent_limit".into(), agents.over_limit);
+    }
     let mut outcome = LaunchOutcome {
         action_id,
         action,
-        agents: agents.into_values().collect(),
+        agents: agents.agents.into_values().collect(),
         summary: Summary::default(),
         elapsed_ms,
         console_connections: status.connected_peers,
@@ -482,41 +492,132 @@ pub async fn cancel(
     published
 }
 
-/// Deduplicated by agent: a report seen twice (a retried hop) counts once.
-fn record(
-    agents: &mut BTreeMap<String, AgentOutcome>,
-    report: Report,
-    last_ack: &mut Instant,
-    published: Instant,
-) {
-    let entry = agents
-        .entry(report.agent.clone())
-        .or_insert_with(|| AgentOutcome {
-            peer: report.agent.clone(),
-            attributes: report.attributes.clone(),
-            acked: false,
-            rejected: None,
-            result: None,
-            result_ms: None,
-        });
-    match report.body {
-        ReportBody::Ack => {
-            if !entry.acked {
-                entry.acked = true;
+/// Agents heard from about one action at most. Far above the fleets this
+/// is built for (20,000 hosts); past it, a mesh full of made-up agents
+/// cannot grow the console's memory further.
+const MAX_AGENTS_PER_ACTION: usize = 200_000;
+
+/// The agents heard from about one action, deduplicated by agent (a report
+/// seen twice, from a retried hop, counts once), and how many acked
+/// without answering yet.
+struct Roster {
+    agents: BTreeMap<String, AgentOutcome>,
+    awaiting: usize,
+    limit: usize,
+    /// Reports from agents past the limit, not kept.
+    over_limit: u64,
+}
+
+impl Default for Roster {
+    fn default() -> Self {
+        Self {
+            agents: BTreeMap::new(),
+            awaiting: 0,
+            limit: MAX_AGENTS_PER_ACTION,
+            over_limit: 0,
+        }
+    }
+}
+
+impl Roster {
+    fn all_answered(&self) -> bool {
+        self.awaiting == 0
+    }
+
+    fn record(&mut self, report: Report, last_ack: &mut Instant, published: Instant) {
+        if self.agents.len() >= self.limit && !self.agents.contains_key(&report.agent) {
+            self.over_limit += 1;
+            return;
+        }
+        let entry = self
+            .agents
+            .entry(report.agent.clone())
+            .or_insert_with(|| AgentOutcome {
+                peer: report.agent.clone(),
+                attributes: report.attributes.clone(),
+                acked: false,
+                rejected: None,
+                result: None,
+                result_ms: None,
+            });
+        let was_awaited = entry.acked && entry.result.is_none();
+        match report.body {
+            ReportBody::Ack => {
+                if !entry.acked {
+                    entry.acked = true;
+                    *last_ack = Instant::now();
+                }
+            }
+            ReportBody::Rejected { reason } => {
+                entry.rejected = Some(reason);
                 *last_ack = Instant::now();
             }
+            ReportBody::Result(result) => {
+                // A result implies the ack, even if the ack was lost.
+                entry.acked = true;
+                entry.result = Some(*result);
+                entry
+                    .result_ms
+                    .get_or_insert(published.elapsed().as_millis());
+            }
         }
-        ReportBody::Rejected { reason } => {
-            entry.rejected = Some(reason);
-            *last_ack = Instant::now();
+        let awaited = entry.acked && entry.result.is_none();
+        match (was_awaited, awaited) {
+            (false, true) => self.awaiting += 1,
+            (true, false) => self.awaiting -= 1,
+            _ => {}
         }
-        ReportBody::Result(result) => {
-            // A result implies the ack, even if the ack was lost.
-            entry.acked = true;
-            entry.result = Some(*result);
-            entry
-                .result_ms
-                .get_or_insert(published.elapsed().as_millis());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(agent: &str, body: ReportBody) -> Report {
+        Report {
+            action_id: ActionId([1; 32]),
+            agent: agent.into(),
+            attributes: AgentAttributes::default(),
+            body,
         }
+    }
+
+    fn result() -> ReportBody {
+        let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        ReportBody::Result(Box::new(AgentResult {
+            action_id: ActionId([1; 32]),
+            agent: AgentAttributes::default(),
+            status: mig_proto::AgentStatus::Success,
+            reason: None,
+            operations: Vec::new(),
+            started_at: now,
+            finished_at: now,
+        }))
+    }
+
+    #[test]
+    fn the_roster_counts_who_is_awaited_and_stops_growing_at_its_limit() {
+        let mut roster = Roster {
+            limit: 3,
+            ..Roster::default()
+        };
+        let mut last_ack = Instant::now();
+        let published = Instant::now();
+        roster.record(report("a", ReportBody::Ack), &mut last_ack, published);
+        roster.record(report("b", ReportBody::Ack), &mut last_ack, published);
+        roster.record(report("a", ReportBody::Ack), &mut last_ack, published);
+        assert_eq!(roster.awaiting, 2);
+        roster.record(report("a", result()), &mut last_ack, published);
+        roster.record(report("a", result()), &mut last_ack, published);
+        // A result without its ack (the ack was lost) is an answer too.
+        roster.record(report("c", result()), &mut last_ack, published);
+        assert_eq!(roster.awaiting, 1);
+        assert!(!roster.all_answered());
+        roster.record(report("d", ReportBody::Ack), &mut last_ack, published);
+        assert_eq!(roster.over_limit, 1);
+        assert_eq!(roster.agents.len(), 3);
+        roster.record(report("b", result()), &mut last_ack, published);
+        assert!(roster.all_answered());
     }
 }
