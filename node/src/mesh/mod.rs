@@ -18,6 +18,7 @@
 pub mod codec;
 mod penalties;
 pub mod reports;
+mod screening;
 pub mod sync;
 pub mod traffic;
 
@@ -45,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::codec::MessageCodec;
 use self::reports::{Delivery, DeliveryAck, Parcel, Report, ReportBody};
+use self::screening::{Known, Screened};
 use crate::config::NodeConfig;
 use crate::runtime::{Runtime, RuntimeConfig, now_timestamp};
 use crate::store::Store;
@@ -208,8 +210,14 @@ enum Internal {
     },
     Stored {
         token: u64,
+        /// The peer that delivered the batch.
+        peer: PeerId,
         stored: u32,
-        local: Vec<Parcel>,
+        /// Verified reports for this console.
+        local: Vec<Report>,
+        forwarded: u64,
+        dropped: Vec<(&'static str, u64)>,
+        penalty: f64,
     },
     Delivered {
         sequences: Vec<u64>,
@@ -848,12 +856,24 @@ impl Mesh {
             }
             Internal::Stored {
                 token,
+                peer,
                 stored,
                 local,
+                forwarded,
+                dropped,
+                penalty,
             } => {
+                if penalty > 0.0 {
+                    self.penalize(peer, penalty);
+                }
+                for (reason, count) in dropped {
+                    self.count_dropped_reports(reason, count, peer);
+                }
+                self.status.reports_forwarded += forwarded;
+                tracing::debug!(from = %peer, mine = local.len(), forwarded, "reports received");
                 let mut handed_over = true;
-                for parcel in &local {
-                    handed_over &= self.deliver_locally(parcel);
+                for report in local {
+                    handed_over &= self.hand_over(report);
                 }
                 // All or nothing: the sender keeps the batch until it is
                 // acknowledged, and reports are deduplicated by agent.
@@ -1140,25 +1160,70 @@ impl Mesh {
                 let token = self.next_token;
                 self.next_token += 1;
                 self.responses.insert(token, channel);
-                let offered = request.parcels.len();
-                let (refuse, mine, others) = self.screen_delivery(peer, request.parcels);
-                self.status.reports_forwarded += others.len() as u64;
-                tracing::debug!(from = %peer, mine = mine.len(), forwarding = others.len(), "reports received");
+                let parcels = request.parcels;
+                let offered = parcels.len();
+                // Cheap refusals here; signatures are checked off this task.
+                let refused = if self.penalties.is_graylisted(&peer) {
+                    Some(Screened::refused("graylisted_sender", offered, 0.0))
+                } else if offered > MAX_PARCELS_RECEIVED {
+                    Some(Screened::refused(
+                        "oversize_batch",
+                        offered,
+                        penalties::FORGED,
+                    ))
+                } else if self.outbox.len() + offered > MAX_OUTBOX {
+                    tracing::warn!(
+                        outbox = self.outbox.len(),
+                        "the outbox is full; refusing reports for now"
+                    );
+                    Some(Screened::refused("outbox_full", offered, 0.0))
+                } else {
+                    None
+                };
+                let local = self.swarm.local_peer_id().to_bytes();
+                let known: Vec<Known> = parcels
+                    .iter()
+                    .map(|parcel| Known {
+                        for_me: parcel.console == local,
+                        has_path: <[u8; 32]>::try_from(parcel.action_id.as_slice())
+                            .is_ok_and(|id| self.paths.contains_key(&ActionId(id))),
+                    })
+                    .collect();
+                let console = self.role == Role::Console;
                 let store = self.store.clone();
                 let sender = self.internal_sender.clone();
                 tokio::spawn(async move {
-                    let count = if refuse {
-                        0
-                    } else {
-                        u32::try_from(offered).unwrap_or(u32::MAX)
+                    let screened = match refused {
+                        Some(refused) => refused,
+                        None => {
+                            let store = store.clone();
+                            tokio::task::spawn_blocking(move || {
+                                screening::screen(parcels, &known, |id| {
+                                    // On a store error, take it: better kept twice than lost.
+                                    console && store.was_sent(&id.0).unwrap_or(true)
+                                })
+                            })
+                            .await
+                            .unwrap_or_else(|_| Screened::refused("malformed", offered, 0.0))
+                        }
                     };
+                    let forwarded = screened.others.len() as u64;
                     // Stored (or, for our own, handed over) before it is acknowledged.
-                    let stored = enqueue(&store, &sender, others).await;
+                    let stored =
+                        !screened.refuse && enqueue(&store, &sender, screened.others).await;
                     let _ = sender
                         .send(Internal::Stored {
                             token,
-                            stored: if stored { count } else { 0 },
-                            local: mine,
+                            peer,
+                            stored: if stored {
+                                u32::try_from(offered).unwrap_or(u32::MAX)
+                            } else {
+                                0
+                            },
+                            local: screened.mine,
+                            forwarded: if stored { forwarded } else { 0 },
+                            dropped: screened.dropped,
+                            penalty: screened.penalty,
                         })
                         .await;
                 });
@@ -1319,91 +1384,6 @@ impl Mesh {
         }
     }
 
-    /// Sorts a delivery from `peer` into parcels for this console and
-    /// parcels to pass on, or refuses it whole (the first value is true):
-    /// nothing is then stored or acknowledged. Forgeries and floods cost
-    /// the sender points (`penalties`); an honest hop that merely forgot a
-    /// path (after a restart) is refused without any, tries again, and
-    /// then dials the console itself.
-    fn screen_delivery(
-        &mut self,
-        peer: PeerId,
-        parcels: Vec<Parcel>,
-    ) -> (bool, Vec<Parcel>, Vec<Parcel>) {
-        let refuse = |this: &mut Self, reason: &'static str, count: usize| {
-            this.count_dropped_reports(reason, count as u64, peer);
-            (true, Vec::new(), Vec::new())
-        };
-        if self.penalties.is_graylisted(&peer) {
-            return refuse(self, "graylisted_sender", parcels.len());
-        }
-        if parcels.len() > MAX_PARCELS_RECEIVED {
-            self.penalize(peer, penalties::FORGED);
-            return refuse(self, "oversize_batch", parcels.len());
-        }
-        if self.outbox.len() + parcels.len() > MAX_OUTBOX {
-            tracing::warn!(
-                outbox = self.outbox.len(),
-                "the outbox is full; refusing reports for now"
-            );
-            return refuse(self, "outbox_full", parcels.len());
-        }
-        let local = self.swarm.local_peer_id().to_bytes();
-        let mut forged = 0;
-        let mut unknown_path = 0;
-        let mut unsolicited = 0;
-        let mut mine = Vec::new();
-        let mut others = Vec::new();
-        for parcel in parcels {
-            let Ok(action_id) = <[u8; 32]>::try_from(parcel.action_id.as_slice()).map(ActionId)
-            else {
-                forged += 1;
-                continue;
-            };
-            let for_me = parcel.console == local;
-            // Only reports for actions this node passed on (the path
-            // exists) go further: a peer cannot make hops carry junk.
-            if !for_me && !self.paths.contains_key(&action_id) {
-                unknown_path += 1;
-                continue;
-            }
-            // Only genuine ones, about the action they are routed by.
-            match reports::verify(&parcel.report) {
-                Ok(report) if report.action_id == action_id => {}
-                _ => {
-                    forged += 1;
-                    continue;
-                }
-            }
-            if for_me {
-                // A console takes reports for the actions it sent; the rest
-                // are dropped (and acknowledged: nobody needs them again).
-                if self.role == Role::Console && self.store.was_sent(&action_id.0).unwrap_or(true) {
-                    mine.push(parcel);
-                } else {
-                    unsolicited += 1;
-                }
-            } else {
-                others.push(parcel);
-            }
-        }
-        if unsolicited > 0 {
-            self.penalize(peer, penalties::UNSOLICITED * unsolicited as f64);
-            self.count_dropped_reports("unsolicited", unsolicited, peer);
-        }
-        if forged > 0 {
-            self.penalize(peer, penalties::FORGED * forged as f64);
-            self.count_dropped_reports("forged", forged, peer);
-        }
-        if unknown_path > 0 {
-            self.count_dropped_reports("unknown_path", unknown_path, peer);
-        }
-        if forged > 0 || unknown_path > 0 {
-            return (true, Vec::new(), Vec::new());
-        }
-        (false, mine, others)
-    }
-
     /// Adds penalty points to a peer and tells gossipsub, so a graylisted
     /// peer's gossip is ignored as well.
     fn penalize(&mut self, peer: PeerId, points: f64) {
@@ -1434,10 +1414,7 @@ impl Mesh {
     /// does not verify is dropped (and counts as handled).
     fn deliver_locally(&mut self, parcel: &Parcel) -> bool {
         match reports::verify(&parcel.report) {
-            Ok(report) => !matches!(
-                self.events.try_send(MeshEvent::Report(Box::new(report))),
-                Err(mpsc::error::TrySendError::Full(_))
-            ),
+            Ok(report) => self.hand_over(report),
             Err(error) => {
                 *self
                     .status
@@ -1448,6 +1425,15 @@ impl Mesh {
                 true
             }
         }
+    }
+
+    /// Hands a verified report to this node's owner; false when the owner
+    /// is not keeping up.
+    fn hand_over(&mut self, report: Report) -> bool {
+        !matches!(
+            self.events.try_send(MeshEvent::Report(Box::new(report))),
+            Err(mpsc::error::TrySendError::Full(_))
+        )
     }
 
     /// Sends waiting parcels towards their consoles, batched per next hop.
