@@ -48,6 +48,8 @@ pub struct LaunchOptions {
     pub collect_for: Duration,
     /// Told the action's id as soon as it is published.
     pub published: Option<std::sync::mpsc::Sender<ActionId>>,
+    /// How the console's node is embedded (the simulator's transport).
+    pub environment: mesh::Environment,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,9 +146,15 @@ pub async fn launch(
     let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
     let config = console_config(&options);
     let shutdown = CancellationToken::new();
-    let (mut node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone())
-        .await
-        .map_err(other)?;
+    let (mut node, task) = mesh::start_in(
+        config,
+        Role::Console,
+        keypair,
+        shutdown.clone(),
+        options.environment.clone(),
+    )
+    .await
+    .map_err(other)?;
     let this_console = node.peer_id.to_string();
 
     // Our addresses, for agents that must dial us directly: the listening
@@ -293,7 +301,7 @@ async fn collect(
                 let _ = to_history.send((*report).clone()).await;
                 agents.record(*report, &mut last_ack, started);
             }
-            Ok(Some(MeshEvent::Listening(_))) => {}
+            Ok(Some(MeshEvent::Listening(_) | MeshEvent::Accepted(_))) => {}
             Ok(None) => break,
             Err(_) if Instant::now() >= give_up => break,
             Err(_) => {}
@@ -386,11 +394,12 @@ pub async fn results(
     }
     let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
     let shutdown = CancellationToken::new();
-    let (mut node, task) = mesh::start(
+    let (mut node, task) = mesh::start_in(
         console_config(&options),
         Role::Console,
         keypair,
         shutdown.clone(),
+        options.environment.clone(),
     )
     .await
     .map_err(other)?;
@@ -468,9 +477,15 @@ pub async fn cancel(
     let keypair = mig_node::identity::load_or_create(&options.data_dir).map_err(other)?;
     let config = console_config(&options);
     let shutdown = CancellationToken::new();
-    let (node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone())
-        .await
-        .map_err(other)?;
+    let (node, task) = mesh::start_in(
+        config,
+        Role::Console,
+        keypair,
+        shutdown.clone(),
+        options.environment.clone(),
+    )
+    .await
+    .map_err(other)?;
     let mut signed = mig_proto::SignedCancel::new(
         action_id,
         Timestamp::from_system_time(std::time::SystemTime::now()),

@@ -166,6 +166,7 @@ fn mesh_options(
         mdns,
         collect_for: Duration::ZERO,
         published: None,
+        environment: Default::default(),
     })
 }
 

@@ -34,6 +34,9 @@ pub struct RuntimeConfig {
     pub max_concurrent_actions: usize,
     /// Threads for parallel module work (file hashing).
     pub worker_threads: usize,
+    /// A pool shared with other runtimes (the simulator's many nodes);
+    /// `None`: this runtime makes its own of `worker_threads`.
+    pub pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +45,7 @@ impl Default for RuntimeConfig {
             root: PathBuf::from("/"),
             max_concurrent_actions: 4,
             worker_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            pool: None,
         }
     }
 }
@@ -82,20 +86,25 @@ impl Runtime {
         if !config.root.is_dir() {
             return Err(RuntimeError::BadRoot(config.root));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.worker_threads.max(1))
-            .thread_name(|index| format!("mig-module-{index}"))
-            .start_handler(|_| {
-                let _ = crate::priority::lower_current_thread();
-            })
-            .build()
-            .map_err(|error| RuntimeError::Pool(error.to_string()))?;
+        let pool = match config.pool {
+            Some(pool) => pool,
+            None => Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(config.worker_threads.max(1))
+                    .thread_name(|index| format!("mig-module-{index}"))
+                    .start_handler(|_| {
+                        let _ = crate::priority::lower_current_thread();
+                    })
+                    .build()
+                    .map_err(|error| RuntimeError::Pool(error.to_string()))?,
+            ),
+        };
         Ok(Self {
             modules: modules::registry(),
             root: config.root,
             store,
             attributes: Arc::new(attributes),
-            pool: Arc::new(pool),
+            pool,
             slots: Arc::new(Semaphore::new(config.max_concurrent_actions.max(1))),
             started: SystemTime::now(),
         })

@@ -115,6 +115,47 @@ pub enum MeshEvent {
     Listening(Multiaddr),
     /// A report addressed to this node (consoles), signature checked.
     Report(Box<Report>),
+    /// This node accepted (verified, journalled) an action and passes it
+    /// on; dropped when the owner does not keep up.
+    Accepted(ActionId),
+}
+
+/// How a node is embedded: the defaults are a real host (TCP, attributes
+/// detected from the host, a module pool of its own). The simulator runs
+/// many nodes in one process and replaces them.
+#[derive(Clone, Default)]
+pub struct Environment {
+    /// Builds the node's transport (the simulator's in-memory links). It is
+    /// given the node key and the node's byte counters, and must
+    /// authenticate (Noise) and multiplex (Yamux) itself. `None`: TCP.
+    pub transport: Option<TransportFactory>,
+    /// The agent's attributes; `None`: detected from this host.
+    pub attributes: Option<mig_proto::AgentAttributes>,
+    /// The pool modules do parallel work on; `None`: one per node.
+    pub module_pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+/// See [`Environment::transport`].
+pub type TransportFactory = Arc<
+    dyn Fn(
+            &Keypair,
+            Arc<traffic::Traffic>,
+        ) -> Result<
+            libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
+            Box<dyn std::error::Error + Send + Sync>,
+        > + Send
+        + Sync,
+>;
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Environment")
+            .field("transport", &self.transport.as_ref().map(|_| "custom"))
+            .field("attributes", &self.attributes)
+            .field("module_pool", &self.module_pool.is_some())
+            .finish()
+    }
 }
 
 /// Counters for `mig-node status`.
@@ -291,6 +332,7 @@ fn build_swarm(
     config: &NodeConfig,
     role: Role,
     counters: Arc<traffic::Traffic>,
+    custom_transport: Option<TransportFactory>,
 ) -> Result<Swarm<Behaviour>, MeshError> {
     use libp2p::core::muxing::StreamMuxerBox;
     use libp2p::core::transport::{Boxed, Transport, upgrade::Version};
@@ -298,6 +340,9 @@ fn build_swarm(
     let transport_error = |error: &dyn std::fmt::Display| MeshError::Transport(error.to_string());
     type BoxedError = Box<dyn std::error::Error + Send + Sync>;
     let transport = |key: &Keypair| -> Result<Boxed<(PeerId, StreamMuxerBox)>, BoxedError> {
+        if let Some(factory) = &custom_transport {
+            return factory(key, counters.clone());
+        }
         let noise = noise::Config::new(key)?;
         let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
             .map(move |stream, _| traffic::Counted::new(stream, counters.clone()));
@@ -443,10 +488,27 @@ pub async fn start(
     keypair: Keypair,
     shutdown: CancellationToken,
 ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), MeshError> {
+    start_in(config, role, keypair, shutdown, Environment::default()).await
+}
+
+/// Starts a node embedded in `environment` (the simulator's).
+pub async fn start_in(
+    config: NodeConfig,
+    role: Role,
+    keypair: Keypair,
+    shutdown: CancellationToken,
+    environment: Environment,
+) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), MeshError> {
     let config = Arc::new(config);
     let store = Arc::new(Store::open(&config.data_dir)?);
     let counters = Arc::new(traffic::Traffic::default());
-    let mut swarm = build_swarm(&keypair, &config, role, counters.clone())?;
+    let mut swarm = build_swarm(
+        &keypair,
+        &config,
+        role,
+        counters.clone(),
+        environment.transport.clone(),
+    )?;
     let peer_id = *swarm.local_peer_id();
     for address in &config.listen {
         swarm
@@ -474,10 +536,14 @@ pub async fn start(
         }
     }
     let runtime = if role == Role::Agent {
-        let attributes = crate::host::detect_attributes(&peer_id.to_string(), config.tags.clone());
+        let attributes = match environment.attributes {
+            Some(attributes) => attributes,
+            None => crate::host::detect_attributes(&peer_id.to_string(), config.tags.clone()),
+        };
         let runtime_config = RuntimeConfig {
             root: config.root.clone(),
             max_concurrent_actions: config.max_concurrent_actions,
+            pool: environment.module_pool,
             ..RuntimeConfig::default()
         };
         Some(Arc::new(Runtime::new(
@@ -1042,6 +1108,7 @@ impl Mesh {
         source: PeerId,
         resumed: bool,
     ) {
+        let _ = self.events.try_send(MeshEvent::Accepted(action.id));
         let Some(runtime) = self.runtime.clone() else {
             tracing::info!(action = %action.id, name = %action.action.name, from = %source, bytes = wire.len(), "forwarding an action");
             return;
