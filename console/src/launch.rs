@@ -82,6 +82,10 @@ pub struct AgentOutcome {
     pub rejected: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<AgentResult>,
+    /// Milliseconds from publish to this agent's ack (or its result, when
+    /// the ack was lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_ms: Option<u128>,
     /// Milliseconds from publish to this agent's result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_ms: Option<u128>,
@@ -553,6 +557,7 @@ impl Roster {
                 acked: false,
                 rejected: None,
                 result: None,
+                ack_ms: None,
                 result_ms: None,
             });
         let was_awaited = entry.acked && entry.result.is_none();
@@ -562,6 +567,9 @@ impl Roster {
                     entry.acked = true;
                     *last_ack = Instant::now();
                 }
+                entry
+                    .ack_ms
+                    .get_or_insert(published.elapsed().as_millis());
             }
             ReportBody::Rejected { reason } => {
                 entry.rejected = Some(reason);
@@ -571,6 +579,8 @@ impl Roster {
                 // A result implies the ack, even if the ack was lost.
                 entry.acked = true;
                 entry.result = Some(*result);
+                let elapsed = published.elapsed().as_millis();
+                entry.ack_ms.get_or_insert(elapsed);
                 entry
                     .result_ms
                     .get_or_insert(published.elapsed().as_millis());

@@ -1,0 +1,662 @@
+//! Running a scenario: relays, agents (each a real node with its own
+//! store and generated file tree, on the simulated network), a console
+//! launching the actions as `mig run` does, and the scheduled faults
+//! (churn, a partition, a relay failure). Then the measurements.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use mig_console::launch::{LaunchOptions, LaunchOutcome};
+use mig_node::config::NodeConfig;
+use mig_node::mesh::{self, Environment, MeshEvent, NodeHandle, Role, Status};
+use mig_proto::{Action, ActionId, AgentAttributes, AgentContext, NoHistory, Target, TrustStore};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::link::World;
+use crate::report::{self, ActionReport, RunReport};
+use crate::scenario::{AgentPlan, Layout, Scenario};
+
+const SEED_EXAMPLE: &str = include_str!("../../docs/examples/linux-backdoor-2014.json");
+/// What planted agents hold at /usr/bin/kworkerd (the sweep looks for its
+/// SHA-256).
+const PLANTED: &[u8] = b"mig-sim: a planted indicator of compromise\n";
+/// Agents started at once while the fleet forms.
+const START_BATCH: usize = 50;
+
+/// One running node.
+struct Running {
+    handle: NodeHandle,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    events: JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) -> Option<Status> {
+        let status = self.handle.status().await;
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        self.events.abort();
+        status
+    }
+}
+
+/// When each agent first accepted each action.
+type Accepted = Arc<Mutex<HashMap<(ActionId, usize), Instant>>>;
+
+/// Everything the run keeps.
+struct Fleet {
+    scenario: Scenario,
+    layout: Layout,
+    world: Arc<World>,
+    dir: PathBuf,
+    investigator: Arc<mig_keys::SecretKey>,
+    trusted: TrustStore,
+    pool: Arc<rayon::ThreadPool>,
+    relays: Vec<Option<Running>>,
+    relay_addresses: Vec<Multiaddr>,
+    agents: Vec<Option<Running>>,
+    /// Agents that left, with the time after the first publish.
+    left: BTreeMap<usize, f64>,
+    /// The last status of agents that left.
+    left_status: BTreeMap<usize, Status>,
+    accepted: Accepted,
+}
+
+/// Node `index`'s ed25519 seed, drawn from the scenario's seed.
+fn node_seed(seed: u64, index: usize) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"mig-sim node key\n");
+    hasher.update(seed.to_le_bytes());
+    hasher.update((index as u64).to_le_bytes());
+    hasher.finalize().into()
+}
+
+/// Node `index`'s key.
+fn node_key(seed: u64, index: usize) -> anyhow::Result<Keypair> {
+    Ok(Keypair::ed25519_from_bytes(node_seed(seed, index))?)
+}
+
+/// Gives a data directory node `index`'s identity, as `mig-node` keeps it
+/// (a 0600 seed file in a 0700 directory).
+fn write_identity(data_dir: &Path, seed: u64, index: usize) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(data_dir.join("identity.key"))?;
+    file.write_all(&node_seed(seed, index))?;
+    Ok(())
+}
+
+/// Node indices: relays first, then the console, then agents.
+fn agent_index(relays: usize, agent: usize) -> usize {
+    relays + 1 + agent
+}
+
+/// The action the console launches: the seed example, with the planted
+/// file's hash in its list, and the scenario's target and module.
+pub fn action(scenario: &Scenario, number: usize) -> anyhow::Result<Action> {
+    let mut value: serde_json::Value = serde_json::from_str(SEED_EXAMPLE)?;
+    let planted = hex::encode(Sha256::digest(PLANTED));
+    if let Some(hashes) =
+        value["operations"][0]["parameters"]["searches"]["backdoors"]["sha256"].as_array_mut()
+    {
+        hashes.push(serde_json::json!(planted));
+    }
+    if scenario.action.module == "agentinfo" {
+        value["operations"] = serde_json::json!([{"module": "agentinfo"}]);
+    }
+    if !scenario.action.target.is_empty() {
+        value["target"] = serde_json::json!(scenario.action.target);
+    }
+    value["name"] = serde_json::json!(format!("mig-sim action {}", number + 1));
+    Ok(Action::from_json(&value.to_string())?)
+}
+
+/// Agent `plan`'s attributes as its node reports them.
+fn attributes(plan: &AgentPlan, peer: &PeerId, index: usize) -> AgentAttributes {
+    let mut attributes = AgentAttributes {
+        name: plan.name.clone(),
+        os: plan.os.clone(),
+        arch: "amd64".into(),
+        version: mig_node::host::AGENT_VERSION.into(),
+        id: peer.to_string(),
+        mode: "daemon".into(),
+        tags: plan.tags.clone(),
+        ..AgentAttributes::default()
+    };
+    attributes.env.addresses = vec![format!(
+        "10.{}.{}.{}/16",
+        plan.segment,
+        (index / 250) % 250,
+        index % 250 + 1
+    )];
+    attributes.env.ident = match plan.os.as_str() {
+        "linux" => "Debian GNU/Linux 12 (bookworm)".into(),
+        "darwin" => "macOS 14".into(),
+        other => other.to_owned(),
+    };
+    attributes
+}
+
+/// A small tree for one agent: a few ordinary files, and the planted one
+/// where the layout says so.
+fn write_tree(root: &Path, plan: &AgentPlan, files: usize, index: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root.join("usr/bin"))?;
+    std::fs::create_dir_all(root.join("etc"))?;
+    for number in 0..files {
+        let directory = if number % 2 == 0 { "usr/bin" } else { "etc" };
+        std::fs::write(
+            root.join(directory).join(format!("file{number}")),
+            format!("agent {index} file {number}\n"),
+        )?;
+    }
+    if plan.planted {
+        std::fs::write(root.join("usr/bin/kworkerd"), PLANTED)?;
+    }
+    Ok(())
+}
+
+fn node_config(
+    data_dir: PathBuf,
+    listen: Multiaddr,
+    bootstrap: Vec<Multiaddr>,
+    trusted: &TrustStore,
+    root: PathBuf,
+) -> NodeConfig {
+    NodeConfig {
+        data_dir,
+        listen: vec![listen.clone()],
+        bootstrap,
+        acl: trusted.default_acl(),
+        trusted: trusted.clone(),
+        tags: BTreeMap::new(),
+        root,
+        psk: None,
+        max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
+        max_concurrent_actions: 2,
+        external_addresses: vec![listen],
+        mdns: false,
+    }
+}
+
+/// The resident set of this process, in bytes.
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Where the run keeps its nodes' stores and trees: memory-backed when
+/// the machine has /dev/shm.
+fn work_dir() -> anyhow::Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    let builder = || {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("mig-sim-");
+        builder
+    };
+    if shm.is_dir()
+        && let Ok(dir) = builder().tempdir_in(shm)
+    {
+        return Ok(dir);
+    }
+    Ok(builder().tempdir()?)
+}
+
+impl Fleet {
+    async fn start_node(
+        &self,
+        index: usize,
+        role: Role,
+        segment: usize,
+        bootstrap: Vec<Multiaddr>,
+        attributes: Option<AgentAttributes>,
+        root: PathBuf,
+        agent: Option<usize>,
+    ) -> anyhow::Result<Running> {
+        let keypair = node_key(self.scenario.seed, index)?;
+        let config = node_config(
+            self.dir.join(format!("node{index}")),
+            self.world.address(index),
+            bootstrap,
+            &self.trusted,
+            root,
+        );
+        let environment = Environment {
+            transport: Some(self.world.transport(segment)),
+            attributes,
+            module_pool: Some(self.pool.clone()),
+        };
+        let shutdown = CancellationToken::new();
+        let (mut handle, task) = mesh::start_in(config, role, keypair, shutdown.clone(), environment)
+            .await
+            .with_context(|| format!("starting node {index}"))?;
+        let mut events = std::mem::replace(&mut handle.events, tokio::sync::mpsc::channel(1).1);
+        let accepted = self.accepted.clone();
+        let events = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let (MeshEvent::Accepted(action), Some(agent)) = (event, agent) {
+                    let now = Instant::now();
+                    if let Ok(mut accepted) = accepted.lock() {
+                        accepted.entry((action, agent)).or_insert(now);
+                    }
+                }
+            }
+        });
+        Ok(Running {
+            handle,
+            shutdown,
+            task,
+            events,
+        })
+    }
+
+    async fn start_relay(&mut self, relay: usize) -> anyhow::Result<()> {
+        let bootstrap = self
+            .relay_addresses
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != relay)
+            .map(|(_, address)| address.clone())
+            .collect();
+        let running = self
+            .start_node(relay, Role::Relay, self.world.relay_segment(), bootstrap, None, self.dir.clone(), None)
+            .await?;
+        self.relays[relay] = Some(running);
+        Ok(())
+    }
+
+    async fn start_agent(&mut self, agent: usize) -> anyhow::Result<()> {
+        let index = agent_index(self.scenario.relays, agent);
+        let plan = self.layout.agents[agent].clone();
+        let root = self.dir.join(format!("tree{index}"));
+        write_tree(&root, &plan, self.scenario.action.tree_files, index)?;
+        let peer = node_key(self.scenario.seed, index)?.public().to_peer_id();
+        let attributes = attributes(&plan, &peer, index);
+        let running = self
+            .start_node(
+                index,
+                Role::Agent,
+                plan.segment,
+                self.relay_addresses.clone(),
+                Some(attributes),
+                root,
+                Some(agent),
+            )
+            .await?;
+        self.agents[agent] = Some(running);
+        Ok(())
+    }
+
+    async fn stop_agent(&mut self, agent: usize, at: f64) {
+        if let Some(running) = self.agents.get_mut(agent).and_then(Option::take) {
+            if let Some(status) = running.stop().await {
+                self.left_status.insert(agent, status);
+            }
+            self.left.insert(agent, at);
+        }
+    }
+
+    /// Waits until every started agent has a peer and sees the action
+    /// topic's subscribers; returns how long it took.
+    async fn wait_for_formation(&self, started: Instant) -> anyhow::Result<Duration> {
+        let deadline = started + Duration::from_secs_f64(self.scenario.formation_timeout_s);
+        loop {
+            let mut ready = 0;
+            let mut total = 0;
+            for running in self.agents.iter().flatten() {
+                total += 1;
+                if running.handle.subscribed_peers().await > 0 {
+                    ready += 1;
+                }
+            }
+            if ready == total {
+                return Ok(started.elapsed());
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "the mesh did not form in {:.0} s: {ready} of {total} agents have a subscribed peer",
+                    self.scenario.formation_timeout_s
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Runs `scenario` to the end and measures it.
+pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunReport> {
+    scenario.check()?;
+    let wall = Instant::now();
+    let say = |message: String| {
+        if progress {
+            eprintln!("[{:>6.1}s] {message}", wall.elapsed().as_secs_f64());
+        }
+    };
+    let layout = scenario.layout();
+    let names = scenario.segment_names();
+    let relay_segment = names.len();
+    let console_segment = names
+        .iter()
+        .position(|name| *name == scenario.console_segment)
+        .unwrap_or(relay_segment);
+    let mut placement = vec![relay_segment; scenario.relays];
+    placement.push(console_segment);
+    placement.extend(layout.agents.iter().map(|agent| agent.segment));
+    let world = Arc::new(World::new(
+        scenario.segment_profiles(),
+        scenario.relay_link,
+        placement,
+        scenario.seed,
+    ));
+    let dir = work_dir()?;
+    let investigator = Arc::new(mig_keys::SecretKey::generate("mig-sim investigator")?);
+    let trusted = TrustStore::new([investigator.public()]);
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .thread_name(|index| format!("sim-module-{index}"))
+            .build()?,
+    );
+    let relay_addresses = (0..scenario.relays)
+        .map(|relay| -> anyhow::Result<Multiaddr> {
+            let peer = node_key(scenario.seed, relay)?.public().to_peer_id();
+            Ok(world.address(relay).with(Protocol::P2p(peer)))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let baseline_rss = resident_bytes();
+    let mut fleet = Fleet {
+        scenario: scenario.clone(),
+        relays: (0..scenario.relays).map(|_| None).collect(),
+        agents: (0..layout.agents.len()).map(|_| None).collect(),
+        layout,
+        world: world.clone(),
+        dir: dir.path().to_path_buf(),
+        investigator,
+        trusted,
+        pool,
+        relay_addresses,
+        left: BTreeMap::new(),
+        left_status: BTreeMap::new(),
+        accepted: Arc::default(),
+    };
+
+    // The fleet forms: relays, then agents in batches.
+    let formation_started = Instant::now();
+    for relay in 0..scenario.relays {
+        fleet.start_relay(relay).await?;
+    }
+    for agent in 0..scenario.nodes {
+        fleet.start_agent(agent).await?;
+        if agent % START_BATCH == START_BATCH - 1 {
+            say(format!("{} agents started", agent + 1));
+            tokio::task::yield_now().await;
+        }
+    }
+    let formation = fleet.wait_for_formation(formation_started).await?;
+    let formed_rss = resident_bytes();
+    say(format!("mesh formed in {:.1} s", formation.as_secs_f64()));
+    if let Some(partition) = &scenario.partition
+        && partition.at_s <= 0.0
+        && let Some(segment) = names.iter().position(|name| *name == partition.segment)
+    {
+        world.set_cut(segment, true);
+    }
+
+    let mut actions = Vec::new();
+    let mut first_publish: Option<Instant> = None;
+    for number in 0..scenario.action.count {
+        let (report, published) = launch_one(&mut fleet, number, console_segment, &mut first_publish, &say).await?;
+        say(format!(
+            "action {}: {} of {} targeted agents answered",
+            number + 1,
+            report.answered,
+            report.targeted
+        ));
+        actions.push(report);
+        let _ = published;
+    }
+
+    // Final figures from every node still up.
+    let mut agent_status = Vec::new();
+    for (agent, running) in fleet.agents.iter_mut().enumerate() {
+        if let Some(running) = running.take() {
+            if let Some(status) = running.stop().await {
+                agent_status.push((agent, status));
+            }
+        }
+    }
+    agent_status.extend(std::mem::take(&mut fleet.left_status));
+    let mut relay_status = Vec::new();
+    for running in fleet.relays.iter_mut() {
+        if let Some(running) = running.take() {
+            relay_status.extend(running.stop().await);
+        }
+    }
+    let nodes_at_peak = scenario.nodes + scenario.relays + 1;
+    Ok(report::assemble(report::Inputs {
+        scenario: scenario.clone(),
+        formation,
+        memory_per_node: formed_rss.saturating_sub(baseline_rss) as f64 / nodes_at_peak as f64,
+        resident_after_formation: formed_rss,
+        actions,
+        agent_status,
+        relay_status,
+        wall: wall.elapsed(),
+    }))
+}
+
+/// Launches action `number` from the console and follows it, running the
+/// scheduled faults meanwhile.
+async fn launch_one(
+    fleet: &mut Fleet,
+    number: usize,
+    console_segment: usize,
+    first_publish: &mut Option<Instant>,
+    say: &impl Fn(String),
+) -> anyhow::Result<(ActionReport, Instant)> {
+    let scenario = fleet.scenario.clone();
+    let action = action(&scenario, number)?;
+    let target = Target::parse(&action.target)?;
+    let console_index = scenario.relays;
+    let (tell_published, published_rx) = std::sync::mpsc::channel();
+    let options = LaunchOptions {
+        data_dir: fleet.dir.join(format!("console{number}")),
+        bootstrap: fleet.relay_addresses.clone(),
+        listen: vec![fleet.world.address(console_index)],
+        psk: None,
+        timeout: Duration::from_secs_f64(scenario.collect_timeout_s),
+        expiry_seconds: 600,
+        mdns: false,
+        collect_for: Duration::from_secs_f64(scenario.collect_for_s),
+        published: Some(tell_published),
+        environment: Environment {
+            transport: Some(fleet.world.transport(console_segment)),
+            ..Environment::default()
+        },
+    };
+    // The console's key is node `console_index`'s for every action, so its
+    // place in the world is known; its store is per action.
+    write_identity(&options.data_dir, scenario.seed, console_index)?;
+    let key = fleet.investigator.clone();
+    let launch = tokio::spawn(async move { mig_console::launch::launch(action, Some(&key), options).await });
+    let published = tokio::task::spawn_blocking(move || published_rx.recv_timeout(Duration::from_secs(120)))
+        .await?
+        .context("the console never published")?;
+    let published_at = Instant::now();
+    let first = *first_publish.get_or_insert(published_at);
+    say(format!("action {} published: {published}", number + 1));
+
+    // Faults on their schedule while the console collects.
+    let mut schedule: Vec<(f64, Fault)> = Vec::new();
+    if number == 0 {
+        for (agent, at) in &fleet.layout.leaving {
+            schedule.push((*at, Fault::Leave(*agent)));
+        }
+        for (agent, plan) in fleet.layout.agents.iter().enumerate() {
+            if let Some(at) = plan.joins_at_s {
+                schedule.push((at, Fault::Join(agent)));
+            }
+        }
+        let names = scenario.segment_names();
+        if let Some(partition) = &scenario.partition
+            && let Some(segment) = names.iter().position(|name| *name == partition.segment)
+        {
+            if partition.at_s > 0.0 {
+                schedule.push((partition.at_s, Fault::Cut(segment)));
+            }
+            schedule.push((partition.heal_at_s, Fault::Heal(segment)));
+        }
+        if let Some(failure) = &scenario.relay_failure {
+            schedule.push((failure.at_s, Fault::StopRelay(failure.relay)));
+            if let Some(at) = failure.restart_at_s {
+                schedule.push((at, Fault::StartRelay(failure.relay)));
+            }
+        }
+    }
+    schedule.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut launch = launch;
+    let mut outcome = None;
+    for (at, fault) in schedule {
+        let when = first + Duration::from_secs_f64(at.max(0.0));
+        tokio::select! {
+            result = &mut launch => { outcome = Some(result); break; }
+            () = tokio::time::sleep_until(when) => {}
+        }
+        let elapsed = first.elapsed().as_secs_f64();
+        match fault {
+            Fault::Leave(agent) => fleet.stop_agent(agent, elapsed).await,
+            Fault::Join(agent) => fleet.start_agent(agent).await?,
+            Fault::Cut(segment) => fleet.world.set_cut(segment, true),
+            Fault::Heal(segment) => fleet.world.set_cut(segment, false),
+            Fault::StopRelay(relay) => {
+                if let Some(running) = fleet.relays[relay].take() {
+                    running.stop().await;
+                }
+            }
+            Fault::StartRelay(relay) => fleet.start_relay(relay).await?,
+        }
+        say(format!("{elapsed:.1} s after the publish: {fault:?}"));
+    }
+    let outcome: LaunchOutcome = match outcome {
+        Some(result) => result??,
+        None => launch.await??,
+    };
+    let report = measure(fleet, &outcome, &target, published_at);
+    Ok((report, published_at))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Leave(usize),
+    Join(usize),
+    Cut(usize),
+    Heal(usize),
+    StopRelay(usize),
+    StartRelay(usize),
+}
+
+/// Reach, acks, results, and the agents that never answered, with why.
+fn measure(fleet: &Fleet, outcome: &LaunchOutcome, target: &Target, published: Instant) -> ActionReport {
+    let scenario = &fleet.scenario;
+    let by_peer: HashMap<String, &mig_console::launch::AgentOutcome> = outcome
+        .agents
+        .iter()
+        .map(|agent| (agent.peer.clone(), agent))
+        .collect();
+    let accepted = fleet.accepted.lock().map(|map| map.clone()).unwrap_or_default();
+    let mut targeted = Vec::new();
+    let mut answered_untargeted = Vec::new();
+    let mut silent = Vec::new();
+    let mut reach_ms = Vec::new();
+    let mut ack_ms = Vec::new();
+    let mut result_ms = Vec::new();
+    let mut found = 0;
+    for (agent, plan) in fleet.layout.agents.iter().enumerate() {
+        let index = agent_index(scenario.relays, agent);
+        let started = fleet.agents[agent].is_some() || fleet.left.contains_key(&agent);
+        if !started {
+            continue;
+        }
+        let Ok(key) = node_key(scenario.seed, index) else {
+            continue;
+        };
+        let peer = key.public().to_peer_id();
+        let attributes = attributes(plan, &peer, index);
+        let is_targeted = target.matches(&AgentContext {
+            attributes: &attributes,
+            history: &NoHistory,
+        });
+        let answer = by_peer.get(&peer.to_string());
+        let reached = accepted.get(&(outcome.action_id, agent)).copied();
+        if !is_targeted {
+            if answer.is_some_and(|answer| answer.result.is_some()) {
+                answered_untargeted.push(plan.name.clone());
+            }
+            continue;
+        }
+        targeted.push(agent);
+        if let Some(reached) = reached {
+            reach_ms.push(reached.saturating_duration_since(published).as_secs_f64() * 1000.0);
+        }
+        match answer {
+            Some(answer) if answer.result.is_some() => {
+                ack_ms.extend(answer.ack_ms.map(|ms| ms as f64));
+                result_ms.extend(answer.result_ms.map(|ms| ms as f64));
+                found += usize::from(answer.result.as_ref().is_some_and(mig_proto::AgentResult::found_anything));
+            }
+            _ => {
+                let why = if let Some(at) = fleet.left.get(&agent) {
+                    format!("left the fleet {at:.1} s after the first publish")
+                } else if reached.is_none() {
+                    "never received the action".to_owned()
+                } else if answer.is_some_and(|answer| answer.acked) {
+                    "acked, result never came home".to_owned()
+                } else {
+                    "received it, no report came home".to_owned()
+                };
+                silent.push((plan.name.clone(), why));
+            }
+        }
+    }
+    let planted_targeted = targeted
+        .iter()
+        .filter(|agent| fleet.layout.agents[**agent].planted)
+        .count();
+    report::action_report(report::ActionInputs {
+        action_id: outcome.action_id,
+        targeted: targeted.len(),
+        answered: result_ms.len(),
+        found,
+        planted_targeted,
+        reach_ms,
+        ack_ms,
+        result_ms,
+        silent,
+        answered_untargeted,
+        console_connections: outcome.console_connections,
+        console_elapsed_ms: outcome.elapsed_ms,
+    })
+}
