@@ -567,9 +567,7 @@ impl Roster {
                     entry.acked = true;
                     *last_ack = Instant::now();
                 }
-                entry
-                    .ack_ms
-                    .get_or_insert(published.elapsed().as_millis());
+                entry.ack_ms.get_or_insert(published.elapsed().as_millis());
             }
             ReportBody::Rejected { reason } => {
                 entry.rejected = Some(reason);

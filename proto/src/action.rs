@@ -686,3 +686,39 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Found by `fuzz/run action_json`: an integer too big for 64 bits is
+    /// read as a float; printing the action and reading it back gave
+    /// another float (serde_json's fast float parser is not exact), so a
+    /// co-signer reading the file the first signer wrote signed other
+    /// bytes. Fixed with serde_json's `float_roundtrip`.
+    #[test]
+    fn printing_and_reading_back_keeps_the_canonical_bytes() {
+        let text = include_str!("../../fuzz/seeds/action_json/regression-float-roundtrip.json");
+        let action = Action::from_json(text).unwrap();
+        let again = Action::from_json(&action.to_json_pretty()).unwrap();
+        assert_eq!(
+            again.canonical_bytes().unwrap(),
+            action.canonical_bytes().unwrap()
+        );
+        for big in [
+            "1e300",
+            "20614055555575555555555555555555559031800",
+            "0.1",
+            "123456789.123456789",
+        ] {
+            let text = text.replace("20614055555575555555555555555555559031800", big);
+            let action = Action::from_json(&text).unwrap();
+            let again = Action::from_json(&action.to_json_pretty()).unwrap();
+            assert_eq!(
+                again.canonical_bytes().unwrap(),
+                action.canonical_bytes().unwrap(),
+                "{big}"
+            );
+        }
+    }
+}

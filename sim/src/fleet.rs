@@ -203,7 +203,13 @@ pub fn resident_bytes() -> u64 {
             status
                 .lines()
                 .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
         })
         .map_or(0, |kib| kib * 1024)
 }
@@ -250,9 +256,10 @@ impl Fleet {
             module_pool: Some(self.pool.clone()),
         };
         let shutdown = CancellationToken::new();
-        let (mut handle, task) = mesh::start_in(config, role, keypair, shutdown.clone(), environment)
-            .await
-            .with_context(|| format!("starting node {index}"))?;
+        let (mut handle, task) =
+            mesh::start_in(config, role, keypair, shutdown.clone(), environment)
+                .await
+                .with_context(|| format!("starting node {index}"))?;
         let mut events = std::mem::replace(&mut handle.events, tokio::sync::mpsc::channel(1).1);
         let accepted = self.accepted.clone();
         let events = tokio::spawn(async move {
@@ -282,7 +289,15 @@ impl Fleet {
             .map(|(_, address)| address.clone())
             .collect();
         let running = self
-            .start_node(relay, Role::Relay, self.world.relay_segment(), bootstrap, None, self.dir.clone(), None)
+            .start_node(
+                relay,
+                Role::Relay,
+                self.world.relay_segment(),
+                bootstrap,
+                None,
+                self.dir.clone(),
+                None,
+            )
             .await?;
         self.relays[relay] = Some(running);
         Ok(())
@@ -428,7 +443,14 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
     let mut actions = Vec::new();
     let mut first_publish: Option<Instant> = None;
     for number in 0..scenario.action.count {
-        let (report, published) = launch_one(&mut fleet, number, console_segment, &mut first_publish, &say).await?;
+        let (report, published) = launch_one(
+            &mut fleet,
+            number,
+            console_segment,
+            &mut first_publish,
+            &say,
+        )
+        .await?;
         say(format!(
             "action {}: {} of {} targeted agents answered",
             number + 1,
@@ -501,10 +523,12 @@ async fn launch_one(
     // place in the world is known; its store is per action.
     write_identity(&options.data_dir, scenario.seed, console_index)?;
     let key = fleet.investigator.clone();
-    let launch = tokio::spawn(async move { mig_console::launch::launch(action, Some(&key), options).await });
-    let published = tokio::task::spawn_blocking(move || published_rx.recv_timeout(Duration::from_secs(120)))
-        .await?
-        .context("the console never published")?;
+    let launch =
+        tokio::spawn(async move { mig_console::launch::launch(action, Some(&key), options).await });
+    let published =
+        tokio::task::spawn_blocking(move || published_rx.recv_timeout(Duration::from_secs(120)))
+            .await?
+            .context("the console never published")?;
     let published_at = Instant::now();
     let first = *first_publish.get_or_insert(published_at);
     say(format!("action {} published: {published}", number + 1));
@@ -579,14 +603,23 @@ enum Fault {
 }
 
 /// Reach, acks, results, and the agents that never answered, with why.
-fn measure(fleet: &Fleet, outcome: &LaunchOutcome, target: &Target, published: Instant) -> ActionReport {
+fn measure(
+    fleet: &Fleet,
+    outcome: &LaunchOutcome,
+    target: &Target,
+    published: Instant,
+) -> ActionReport {
     let scenario = &fleet.scenario;
     let by_peer: HashMap<String, &mig_console::launch::AgentOutcome> = outcome
         .agents
         .iter()
         .map(|agent| (agent.peer.clone(), agent))
         .collect();
-    let accepted = fleet.accepted.lock().map(|map| map.clone()).unwrap_or_default();
+    let accepted = fleet
+        .accepted
+        .lock()
+        .map(|map| map.clone())
+        .unwrap_or_default();
     let mut targeted = Vec::new();
     let mut answered_untargeted = Vec::new();
     let mut silent = Vec::new();
@@ -625,7 +658,12 @@ fn measure(fleet: &Fleet, outcome: &LaunchOutcome, target: &Target, published: I
             Some(answer) if answer.result.is_some() => {
                 ack_ms.extend(answer.ack_ms.map(|ms| ms as f64));
                 result_ms.extend(answer.result_ms.map(|ms| ms as f64));
-                found += usize::from(answer.result.as_ref().is_some_and(mig_proto::AgentResult::found_anything));
+                found += usize::from(
+                    answer
+                        .result
+                        .as_ref()
+                        .is_some_and(mig_proto::AgentResult::found_anything),
+                );
             }
             _ => {
                 let why = if let Some(at) = fleet.left.get(&agent) {

@@ -20,7 +20,11 @@ use mig_sim::report::RunReport;
 use mig_sim::scenario::{Churn, Partition, Scenario, SegmentSpec};
 
 #[derive(Parser)]
-#[command(name = "mig-sim", version, about = "Simulate a MIG mesh fleet with the real node code")]
+#[command(
+    name = "mig-sim",
+    version,
+    about = "Simulate a MIG mesh fleet with the real node code"
+)]
 struct Cli {
     /// A scenario file (TOML); the flags below override it.
     #[arg(long)]
@@ -236,7 +240,8 @@ fn sweep_table(reports: &[RunReport]) -> String {
     ]);
     for report in reports {
         let action = report.actions.first();
-        let ms = |value: Option<f64>| value.map_or_else(|| "never".into(), |ms| format!("{ms:.0} ms"));
+        let ms =
+            |value: Option<f64>| value.map_or_else(|| "never".into(), |ms| format!("{ms:.0} ms"));
         table.add_row([
             report.scenario.nodes.to_string(),
             format!("{:.1} s", report.formation_s),

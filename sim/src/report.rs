@@ -164,8 +164,16 @@ pub struct Traffic {
 
 fn traffic(statuses: &[&Status]) -> Traffic {
     let count = statuses.len().max(1) as f64;
-    let sum = |field: fn(&Status) -> u64| statuses.iter().map(|status| field(status)).sum::<u64>() as f64 / count;
-    let max = |field: fn(&Status) -> u64| statuses.iter().map(|status| field(status)).max().unwrap_or(0);
+    let sum = |field: fn(&Status) -> u64| {
+        statuses.iter().map(|status| field(status)).sum::<u64>() as f64 / count
+    };
+    let max = |field: fn(&Status) -> u64| {
+        statuses
+            .iter()
+            .map(|status| field(status))
+            .max()
+            .unwrap_or(0)
+    };
     Traffic {
         sent_mean: sum(|status| status.bytes_sent),
         sent_max: max(|status| status.bytes_sent),
@@ -209,7 +217,11 @@ pub struct Inputs {
 pub const NETWORK_MODEL: &str = "libp2p in-memory transport with the real Noise and Yamux; segments reach each other only through the relays' segment; shaping on bytes into each node by its segment's profile: one-way latency, a FIFO at the bandwidth, loss as a retransmission delay of max(200 ms, 2 x latency) per lost chunk";
 
 pub fn assemble(inputs: Inputs) -> RunReport {
-    let agents: Vec<&Status> = inputs.agent_status.iter().map(|(_, status)| status).collect();
+    let agents: Vec<&Status> = inputs
+        .agent_status
+        .iter()
+        .map(|(_, status)| status)
+        .collect();
     let relays: Vec<&Status> = inputs.relay_status.iter().collect();
     let modules = match inputs.scenario.action.module.as_str() {
         "agentinfo" => "agentinfo (a cheap real module)".to_owned(),
@@ -248,44 +260,124 @@ impl RunReport {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED);
         table.set_header(["fleet", ""]);
-        table.add_row(["agents / relays / seed".to_owned(), format!("{} / {} / {}", self.scenario.nodes, self.scenario.relays, self.scenario.seed)]);
-        table.add_row(["mesh formation".to_owned(), format!("{:.1} s", self.formation_s)]);
+        table.add_row([
+            "agents / relays / seed".to_owned(),
+            format!(
+                "{} / {} / {}",
+                self.scenario.nodes, self.scenario.relays, self.scenario.seed
+            ),
+        ]);
+        table.add_row([
+            "mesh formation".to_owned(),
+            format!("{:.1} s", self.formation_s),
+        ]);
         table.add_row(["wall time".to_owned(), format!("{:.1} s", self.wall_s)]);
-        table.add_row(["memory per node".to_owned(), format!("{:.2} MiB", self.memory_per_node_bytes / 1_048_576.0)]);
-        table.add_row(["agent bytes sent / received (mean, max)".to_owned(), format!(
-            "{} / {} ({} / {})",
-            kib(self.agent_traffic.sent_mean),
-            kib(self.agent_traffic.received_mean),
-            kib(self.agent_traffic.sent_max as f64),
-            kib(self.agent_traffic.received_max as f64)
-        )]);
-        table.add_row(["relay bytes sent / received (mean)".to_owned(), format!("{} / {}", kib(self.relay_traffic.sent_mean), kib(self.relay_traffic.received_mean))]);
-        table.add_row(["reports forwarded per agent (mean, max)".to_owned(), format!("{:.1}, {}", self.agent_traffic.reports_forwarded_mean, self.agent_traffic.reports_forwarded_max)]);
+        table.add_row([
+            "memory per node".to_owned(),
+            format!("{:.2} MiB", self.memory_per_node_bytes / 1_048_576.0),
+        ]);
+        table.add_row([
+            "agent bytes sent / received (mean, max)".to_owned(),
+            format!(
+                "{} / {} ({} / {})",
+                kib(self.agent_traffic.sent_mean),
+                kib(self.agent_traffic.received_mean),
+                kib(self.agent_traffic.sent_max as f64),
+                kib(self.agent_traffic.received_max as f64)
+            ),
+        ]);
+        table.add_row([
+            "relay bytes sent / received (mean)".to_owned(),
+            format!(
+                "{} / {}",
+                kib(self.relay_traffic.sent_mean),
+                kib(self.relay_traffic.received_mean)
+            ),
+        ]);
+        table.add_row([
+            "reports forwarded per agent (mean, max)".to_owned(),
+            format!(
+                "{:.1}, {}",
+                self.agent_traffic.reports_forwarded_mean, self.agent_traffic.reports_forwarded_max
+            ),
+        ]);
         out.push_str(&table.to_string());
         out.push('\n');
         for (number, action) in self.actions.iter().enumerate() {
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
-            table.set_header([format!("action {} ({})", number + 1, action.action_id.short()), "measured".into(), "model".into()]);
-            table.add_row(["targeted / answered / found".to_owned(), format!("{} / {} / {} (planted {})", action.targeted, action.answered, action.found, action.planted_targeted), String::new()]);
+            table.set_header([
+                format!("action {} ({})", number + 1, action.action_id.short()),
+                "measured".into(),
+                "model".into(),
+            ]);
+            table.add_row([
+                "targeted / answered / found".to_owned(),
+                format!(
+                    "{} / {} / {} (planted {})",
+                    action.targeted, action.answered, action.found, action.planted_targeted
+                ),
+                String::new(),
+            ]);
             for (label, measured, model) in [
-                ("reach 50%", action.reach.p50_ms, action.model_reach_ms.p50_ms),
-                ("reach 90%", action.reach.p90_ms, action.model_reach_ms.p90_ms),
-                ("reach 99%", action.reach.p99_ms, action.model_reach_ms.p99_ms),
-                ("reach 100%", action.reach.p100_ms, action.model_reach_ms.p100_ms),
+                (
+                    "reach 50%",
+                    action.reach.p50_ms,
+                    action.model_reach_ms.p50_ms,
+                ),
+                (
+                    "reach 90%",
+                    action.reach.p90_ms,
+                    action.model_reach_ms.p90_ms,
+                ),
+                (
+                    "reach 99%",
+                    action.reach.p99_ms,
+                    action.model_reach_ms.p99_ms,
+                ),
+                (
+                    "reach 100%",
+                    action.reach.p100_ms,
+                    action.model_reach_ms.p100_ms,
+                ),
             ] {
                 table.add_row([label.to_owned(), ms(measured), ms(model)]);
             }
-            table.add_row(["acks home p50 / p99 / max".to_owned(), format!("{} / {} / {}", ms(action.ack_ms.p50), ms(action.ack_ms.p99), ms(action.ack_ms.max)), String::new()]);
-            table.add_row(["results home p50 / p99 / max".to_owned(), format!("{} / {} / {}", ms(action.result_ms.p50), ms(action.result_ms.p99), ms(action.result_ms.max)), String::new()]);
-            table.add_row(["console connections".to_owned(), action.console_connections.to_string(), String::new()]);
+            table.add_row([
+                "acks home p50 / p99 / max".to_owned(),
+                format!(
+                    "{} / {} / {}",
+                    ms(action.ack_ms.p50),
+                    ms(action.ack_ms.p99),
+                    ms(action.ack_ms.max)
+                ),
+                String::new(),
+            ]);
+            table.add_row([
+                "results home p50 / p99 / max".to_owned(),
+                format!(
+                    "{} / {} / {}",
+                    ms(action.result_ms.p50),
+                    ms(action.result_ms.p99),
+                    ms(action.result_ms.max)
+                ),
+                String::new(),
+            ]);
+            table.add_row([
+                "console connections".to_owned(),
+                action.console_connections.to_string(),
+                String::new(),
+            ]);
             out.push_str(&table.to_string());
             out.push('\n');
             for (name, why) in action.silent.iter().take(20) {
                 out.push_str(&format!("  silent: {name}: {why}\n"));
             }
             if action.silent.len() > 20 {
-                out.push_str(&format!("  ... and {} more silent agents\n", action.silent.len() - 20));
+                out.push_str(&format!(
+                    "  ... and {} more silent agents\n",
+                    action.silent.len() - 20
+                ));
             }
             for name in &action.answered_untargeted {
                 out.push_str(&format!("  ANSWERED WITHOUT BEING TARGETED: {name}\n"));
@@ -307,7 +399,12 @@ impl RunReport {
                 .iter()
                 .flat_map(|action| action.reach_curve_ms.last().copied())
                 .fold(0.0f64, f64::max)
-                .max(self.actions.first().and_then(|action| action.model_reach_ms.p100_ms).unwrap_or(0.0))
+                .max(
+                    self.actions
+                        .first()
+                        .and_then(|action| action.model_reach_ms.p100_ms)
+                        .unwrap_or(0.0),
+                )
                 .max(1.0);
             let mut chart = ChartBuilder::on(&root)
                 .caption(

@@ -92,7 +92,11 @@ pub struct AttributeSpec {
 impl Default for AttributeSpec {
     fn default() -> Self {
         Self {
-            os: BTreeMap::from([("linux".into(), 0.8), ("darwin".into(), 0.15), ("windows".into(), 0.05)]),
+            os: BTreeMap::from([
+                ("linux".into(), 0.8),
+                ("darwin".into(), 0.15),
+                ("windows".into(), 0.05),
+            ]),
             tags: BTreeMap::from([(
                 "operator".into(),
                 BTreeMap::from([("IT".into(), 0.7), ("ops".into(), 0.3)]),
@@ -174,7 +178,8 @@ pub enum ScenarioError {
 
 impl Scenario {
     pub fn from_toml(text: &str) -> Result<Self, ScenarioError> {
-        let scenario: Self = toml::from_str(text).map_err(|error| ScenarioError::Read(error.to_string()))?;
+        let scenario: Self =
+            toml::from_str(text).map_err(|error| ScenarioError::Read(error.to_string()))?;
         scenario.check()?;
         Ok(scenario)
     }
@@ -200,18 +205,29 @@ impl Scenario {
                 || !share.is_finite()
                 || share < 0.0
             {
-                return invalid(format!("segment '{name}': latency 0 to 60000 ms, loss 0 to 1, bandwidth and share not negative"));
+                return invalid(format!(
+                    "segment '{name}': latency 0 to 60000 ms, loss 0 to 1, bandwidth and share not negative"
+                ));
             }
         }
         let names: Vec<&str> = self.segment_names();
         for (what, name) in [
-            ("partition", self.partition.as_ref().map(|partition| &partition.segment)),
-            ("console_segment", Some(&self.console_segment).filter(|name| !name.is_empty())),
+            (
+                "partition",
+                self.partition.as_ref().map(|partition| &partition.segment),
+            ),
+            (
+                "console_segment",
+                Some(&self.console_segment).filter(|name| !name.is_empty()),
+            ),
         ] {
             if let Some(name) = name
                 && !names.contains(&name.as_str())
             {
-                return invalid(format!("{what}: no segment '{name}' (have: {})", names.join(", ")));
+                return invalid(format!(
+                    "{what}: no segment '{name}' (have: {})",
+                    names.join(", ")
+                ));
             }
         }
         if let Some(failure) = &self.relay_failure
@@ -226,7 +242,10 @@ impl Scenario {
             return invalid("action.count must be 1 to 100".into());
         }
         if let Some(churn) = &self.churn
-            && (churn.leave_per_s < 0.0 || churn.join_per_s < 0.0 || churn.for_s < 0.0 || churn.join_per_s * churn.for_s > MAX_NODES as f64)
+            && (churn.leave_per_s < 0.0
+                || churn.join_per_s < 0.0
+                || churn.for_s < 0.0
+                || churn.join_per_s * churn.for_s > MAX_NODES as f64)
         {
             return invalid("churn: rates and duration not negative, joins bounded".into());
         }
@@ -238,7 +257,10 @@ impl Scenario {
         if self.segments.is_empty() {
             vec!["flat"]
         } else {
-            self.segments.iter().map(|segment| segment.name.as_str()).collect()
+            self.segments
+                .iter()
+                .map(|segment| segment.name.as_str())
+                .collect()
         }
     }
 
@@ -293,16 +315,18 @@ impl Scenario {
         };
         if let Some(churn) = &self.churn {
             for (number, agent) in layout.agents[self.nodes..].iter_mut().enumerate() {
-                agent.joins_at_s = Some((number as f64 + 0.5) / churn.join_per_s.max(f64::MIN_POSITIVE));
+                agent.joins_at_s =
+                    Some((number as f64 + 0.5) / churn.join_per_s.max(f64::MIN_POSITIVE));
             }
             let leaving = ((churn.leave_per_s * churn.for_s).round() as usize).min(self.nodes);
             let mut candidates: Vec<usize> = (0..self.nodes).collect();
             for number in 0..leaving {
                 let pick = rng.random_range(0..candidates.len());
                 let index = candidates.swap_remove(pick);
-                layout
-                    .leaving
-                    .push((index, (number as f64 + 0.5) / churn.leave_per_s.max(f64::MIN_POSITIVE)));
+                layout.leaving.push((
+                    index,
+                    (number as f64 + 0.5) / churn.leave_per_s.max(f64::MIN_POSITIVE),
+                ));
             }
         }
         layout
@@ -392,9 +416,20 @@ mod tests {
         assert_ne!(layout, other.layout());
         assert_eq!(layout.agents.len(), 420);
         assert_eq!(layout.leaving.len(), 10);
-        let office = layout.agents.iter().filter(|agent| agent.segment == 0).count();
-        assert!((250..350).contains(&office), "{office} of 420 in the 3:1 segment");
-        let linux = layout.agents.iter().filter(|agent| agent.os == "linux").count();
+        let office = layout
+            .agents
+            .iter()
+            .filter(|agent| agent.segment == 0)
+            .count();
+        assert!(
+            (250..350).contains(&office),
+            "{office} of 420 in the 3:1 segment"
+        );
+        let linux = layout
+            .agents
+            .iter()
+            .filter(|agent| agent.os == "linux")
+            .count();
         assert!((280..390).contains(&linux), "{linux} of 420 linux at 0.8");
         assert!(layout.agents[400].joins_at_s.is_some() && layout.agents[399].joins_at_s.is_none());
     }
@@ -404,7 +439,10 @@ mod tests {
         for (text, expected) in [
             ("nodes = 0", "nodes must be"),
             ("relays = 0", "relays must be"),
-            ("[partition]\nsegment = \"nowhere\"\nat_s = 1\nheal_at_s = 2", "no segment 'nowhere'"),
+            (
+                "[partition]\nsegment = \"nowhere\"\nat_s = 1\nheal_at_s = 2",
+                "no segment 'nowhere'",
+            ),
             ("[[segments]]\nname = \"a\"\nloss = 2", "loss 0 to 1"),
             ("nodez = 3", "unknown field"),
         ] {
