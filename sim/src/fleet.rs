@@ -50,6 +50,19 @@ impl Running {
     }
 }
 
+/// A node to start.
+struct NodeSpec {
+    /// Its place in the world (and its key).
+    index: usize,
+    role: Role,
+    segment: usize,
+    bootstrap: Vec<Multiaddr>,
+    attributes: Option<AgentAttributes>,
+    root: PathBuf,
+    /// Its agent number, for agents.
+    agent: Option<usize>,
+}
+
 /// When each agent first accepted each action.
 type Accepted = Arc<Mutex<HashMap<(ActionId, usize), Instant>>>;
 
@@ -232,16 +245,16 @@ fn work_dir() -> anyhow::Result<tempfile::TempDir> {
 }
 
 impl Fleet {
-    async fn start_node(
-        &self,
-        index: usize,
-        role: Role,
-        segment: usize,
-        bootstrap: Vec<Multiaddr>,
-        attributes: Option<AgentAttributes>,
-        root: PathBuf,
-        agent: Option<usize>,
-    ) -> anyhow::Result<Running> {
+    async fn start_node(&self, spec: NodeSpec) -> anyhow::Result<Running> {
+        let NodeSpec {
+            index,
+            role,
+            segment,
+            bootstrap,
+            attributes,
+            root,
+            agent,
+        } = spec;
         let keypair = node_key(self.scenario.seed, index)?;
         let config = node_config(
             self.dir.join(format!("node{index}")),
@@ -289,15 +302,15 @@ impl Fleet {
             .map(|(_, address)| address.clone())
             .collect();
         let running = self
-            .start_node(
-                relay,
-                Role::Relay,
-                self.world.relay_segment(),
+            .start_node(NodeSpec {
+                index: relay,
+                role: Role::Relay,
+                segment: self.world.relay_segment(),
                 bootstrap,
-                None,
-                self.dir.clone(),
-                None,
-            )
+                attributes: None,
+                root: self.dir.clone(),
+                agent: None,
+            })
             .await?;
         self.relays[relay] = Some(running);
         Ok(())
@@ -311,15 +324,15 @@ impl Fleet {
         let peer = node_key(self.scenario.seed, index)?.public().to_peer_id();
         let attributes = attributes(&plan, &peer, index);
         let running = self
-            .start_node(
+            .start_node(NodeSpec {
                 index,
-                Role::Agent,
-                plan.segment,
-                self.relay_addresses.clone(),
-                Some(attributes),
+                role: Role::Agent,
+                segment: plan.segment,
+                bootstrap: self.relay_addresses.clone(),
+                attributes: Some(attributes),
                 root,
-                Some(agent),
-            )
+                agent: Some(agent),
+            })
             .await?;
         self.agents[agent] = Some(running);
         Ok(())
@@ -464,10 +477,10 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
     // Final figures from every node still up.
     let mut agent_status = Vec::new();
     for (agent, running) in fleet.agents.iter_mut().enumerate() {
-        if let Some(running) = running.take() {
-            if let Some(status) = running.stop().await {
-                agent_status.push((agent, status));
-            }
+        if let Some(running) = running.take()
+            && let Some(status) = running.stop().await
+        {
+            agent_status.push((agent, status));
         }
     }
     agent_status.extend(std::mem::take(&mut fleet.left_status));
