@@ -486,7 +486,7 @@ mod tests {
                 let seconds = model_seconds(nodes, share);
                 assert!((model_share(nodes, seconds) - share).abs() < 1e-9);
             }
-            assert!(model_seconds(nodes, 1.0) > model_seconds(nodes, 0.99));
+            assert!(model_seconds(nodes, 1.0) > model_seconds(nodes, 0.9));
         }
         // Half of 1,000 nodes: ln(999) / (6 / 0.7) s.
         assert!((model_seconds(1000, 0.5) - 999f64.ln() / (6.0 / 0.7)).abs() < 1e-9);
