@@ -154,6 +154,9 @@ pub struct DeliveryAck {
     pub stored: u32,
 }
 
+/// Peers offered in one answer to `SyncRequest::Peers` at most.
+pub const MAX_SYNC_PEERS: usize = 32;
+
 /// `/mig/sync/1` request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SyncRequest {
@@ -161,6 +164,17 @@ pub enum SyncRequest {
     Ids,
     /// Send me these actions' wire messages.
     Fetch(Vec<ByteBuf>),
+    /// Which peers could I link to? (How agents find a few others.)
+    Peers,
+}
+
+/// A peer and where it listens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// The peer id (bytes).
+    pub peer: ByteBuf,
+    /// Multiaddresses, as text.
+    pub addresses: Vec<String>,
 }
 
 /// `/mig/sync/1` response.
@@ -168,6 +182,7 @@ pub enum SyncRequest {
 pub enum SyncResponse {
     Ids(Vec<ByteBuf>),
     Actions(Vec<ByteBuf>),
+    Peers(Vec<PeerRecord>),
 }
 
 /// A message type with its own size limit, so a codec can bound what it
@@ -244,6 +259,11 @@ mod tests {
             assert_eq!(SyncRequest::decode(&request.encode()), Ok(request));
         }
         let response = SyncResponse::Actions(vec![ByteBuf::from(b"wire".to_vec())]);
+        assert_eq!(SyncResponse::decode(&response.encode()), Ok(response));
+        let response = SyncResponse::Peers(vec![PeerRecord {
+            peer: ByteBuf::from(vec![0, 36, 1]),
+            addresses: vec!["/ip4/10.0.0.1/tcp/4001".into()],
+        }]);
         assert_eq!(SyncResponse::decode(&response.encode()), Ok(response));
         assert_eq!(Report::from_signing_bytes(&signed.bytes), Ok(report()));
     }

@@ -31,6 +31,9 @@ const SEED_EXAMPLE: &str = include_str!("../../docs/examples/linux-backdoor-2014
 const PLANTED: &[u8] = b"mig-sim: a planted indicator of compromise\n";
 /// Agents started at once while the fleet forms.
 const START_BATCH: usize = 50;
+/// Gossip mesh peers every agent has before the first publish (gossipsub's
+/// own lower bound is 5 of a target 6).
+const MESH_READY: usize = 4;
 
 /// One running node.
 struct Running {
@@ -347,27 +350,50 @@ impl Fleet {
         }
     }
 
-    /// Waits until every started agent has a peer and sees the action
-    /// topic's subscribers; returns how long it took.
-    async fn wait_for_formation(&self, started: Instant) -> anyhow::Result<Duration> {
+    /// Waits until every started agent is in the gossip mesh with at
+    /// least `MESH_READY` peers (or all there are): publishing earlier
+    /// measures a mesh still forming, where most agents hang off the relay
+    /// and hear the action only from gossip at the next heartbeat.
+    /// Returns how long it took and the agents' links (mean, max).
+    async fn wait_for_formation(
+        &self,
+        started: Instant,
+        say: &impl Fn(String),
+    ) -> anyhow::Result<(Duration, f64, usize)> {
         let deadline = started + Duration::from_secs_f64(self.scenario.formation_timeout_s);
+        let wanted = MESH_READY.min(self.scenario.nodes.saturating_sub(1)).max(1);
+        let mut last_said = Instant::now();
         loop {
             let mut ready = 0;
             let mut total = 0;
+            let mut links = Vec::new();
+            let mut opened = 0;
             for running in self.agents.iter().flatten() {
                 total += 1;
-                if running.handle.subscribed_peers().await > 0 {
-                    ready += 1;
+                if let Some(status) = running.handle.status().await {
+                    links.push(status.connected_peers);
+                    opened += status.connections_opened;
+                    if status.mesh_peers >= wanted {
+                        ready += 1;
+                    }
                 }
             }
+            let mean = links.iter().sum::<usize>() as f64 / links.len().max(1) as f64;
+            let max = links.iter().copied().max().unwrap_or(0);
             if ready == total {
-                return Ok(started.elapsed());
+                return Ok((started.elapsed(), mean, max));
             }
             if Instant::now() >= deadline {
                 anyhow::bail!(
-                    "the mesh did not form in {:.0} s: {ready} of {total} agents have a subscribed peer",
+                    "the mesh did not form in {:.0} s: {ready} of {total} agents have {wanted} gossip peers",
                     self.scenario.formation_timeout_s
                 );
+            }
+            if last_said.elapsed() > Duration::from_secs(5) {
+                say(format!(
+                    "forming: {ready} of {total} agents have {wanted} gossip peers; links mean {mean:.1}, max {max}; {opened} connections opened"
+                ));
+                last_said = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -443,9 +469,14 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
             tokio::task::yield_now().await;
         }
     }
-    let formation = fleet.wait_for_formation(formation_started).await?;
+    let (formation, links_mean, links_max) =
+        fleet.wait_for_formation(formation_started, &say).await?;
     let formed_rss = resident_bytes();
-    say(format!("mesh formed in {:.1} s", formation.as_secs_f64()));
+    say(format!(
+        "mesh formed in {:.1} s; links per agent mean {links_mean:.1}, max {links_max}",
+        formation.as_secs_f64()
+    ));
+    tokio::time::sleep(Duration::from_secs_f64(scenario.settle_s.max(0.0))).await;
     if let Some(partition) = &scenario.partition
         && partition.at_s <= 0.0
         && let Some(segment) = names.iter().position(|name| *name == partition.segment)

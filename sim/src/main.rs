@@ -65,6 +65,9 @@ struct Cli {
     /// HEAL: SEGMENT,AT,HEAL.
     #[arg(long)]
     partition: Option<String>,
+    /// Idle seconds between the mesh forming and the first publish.
+    #[arg(long)]
+    settle_s: Option<f64>,
     /// Print the report as JSON (one object per run) instead of tables.
     #[arg(long)]
     json: bool,
@@ -87,6 +90,9 @@ fn scenario_from(cli: &Cli) -> anyhow::Result<Scenario> {
     };
     if let Some(relays) = cli.relays {
         scenario.relays = relays;
+    }
+    if let Some(settle) = cli.settle_s {
+        scenario.settle_s = settle;
     }
     if let Some(seed) = cli.seed {
         scenario.seed = seed;

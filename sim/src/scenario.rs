@@ -37,6 +37,9 @@ pub struct Scenario {
     pub relay_failure: Option<RelayFailure>,
     /// Longest wait for the mesh to form, in seconds.
     pub formation_timeout_s: f64,
+    /// Idle time between the mesh forming and the first publish, in
+    /// seconds (discovery settles; links are trimmed to their target).
+    pub settle_s: f64,
     /// The console gives up collecting after this long, in seconds.
     pub collect_timeout_s: f64,
     /// The console keeps collecting at least this long, in seconds (for
@@ -59,6 +62,7 @@ impl Default for Scenario {
             partition: None,
             relay_failure: None,
             formation_timeout_s: 120.0,
+            settle_s: 5.0,
             collect_timeout_s: 60.0,
             collect_for_s: 0.0,
         }

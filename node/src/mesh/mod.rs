@@ -59,6 +59,12 @@ const IDENTIFY_PROTOCOL: &str = "/mig/1.0.0";
 /// Links each node tries to keep, so that it sits in a gossipsub mesh of
 /// its own and the bootstrap relay is not a hub for everyone.
 const TARGET_LINKS: usize = 6;
+/// Links an agent keeps at most (beyond its gossip mesh and bootstrap
+/// peers, surplus ones are closed).
+const MAX_LINKS: usize = 12;
+/// A surplus link is closed only once it is this old, so discovery's own
+/// connections are not closed and reopened in a loop.
+const LINK_GRACE: Duration = Duration::from_secs(30);
 /// Reports a node keeps waiting at most; beyond it, hops refuse more
 /// until some are delivered.
 const MAX_OUTBOX: usize = 100_000;
@@ -164,6 +170,8 @@ pub struct Status {
     pub peer_id: String,
     pub role: Option<Role>,
     pub connected_peers: usize,
+    /// Connections opened since the node started (churn shows here).
+    pub connections_opened: u64,
     pub mesh_peers: usize,
     pub actions_accepted: u64,
     pub actions_ignored: u64,
@@ -322,6 +330,15 @@ struct Mesh {
     reserved: std::collections::HashSet<PeerId>,
     /// Points against peers misbehaving on the direct streams.
     penalties: penalties::Penalties,
+    /// When each connected peer was first connected.
+    linked_since: HashMap<PeerId, Instant>,
+    /// Connected peers other than consoles, with where they listen: what
+    /// this node offers when asked for peers.
+    linkable: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Peers this agent is dialling to make links.
+    dialing: std::collections::HashSet<PeerId>,
+    /// A peer request is out (at most one at a time).
+    asking_for_peers: bool,
     shutdown: CancellationToken,
 }
 
@@ -422,14 +439,19 @@ fn build_swarm(
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             );
-            let identify = identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.into(),
-                key.public(),
-            ));
-            // A console runs no Kademlia at all: any routing-table entry
-            // would start a walk of the network, and its connection count
-            // must not grow with the fleet. It talks to its bootstrap peers.
-            let kad = (role != Role::Console).then(|| {
+            // The role rides in the agent version, so peers never hand a
+            // console's address out as a link to make.
+            let identify = identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(
+                    format!("mig-mesh/{} {}", env!("CARGO_PKG_VERSION"), role_name(role)),
+                ),
+            );
+            // Only relays run Kademlia (to find each other). Agents find a
+            // few links by asking peers for peers (`SyncRequest::Peers`):
+            // Kademlia's queries connect to many peers, gossipsub keeps
+            // every connection alive, and a fleet ended fully connected.
+            // A console talks to its bootstrap peers only.
+            let kad = (role == Role::Relay).then(|| {
                 let mut kad = kad::Behaviour::new(peer_id, kad::store::MemoryStore::new(peer_id));
                 kad.set_mode(Some(kad::Mode::Server));
                 kad
@@ -479,6 +501,15 @@ fn build_swarm(
         })
         .build();
     Ok(swarm)
+}
+
+/// A role's name, as peers see it in identify's agent version.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Agent => "agent",
+        Role::Relay => "relay",
+        Role::Console => "console",
+    }
 }
 
 /// Starts a node. It runs until `shutdown` is cancelled.
@@ -582,6 +613,10 @@ pub async fn start_in(
         traffic: counters,
         reserved: std::collections::HashSet::new(),
         penalties: penalties::Penalties::default(),
+        linked_since: HashMap::new(),
+        linkable: HashMap::new(),
+        dialing: std::collections::HashSet::new(),
+        asking_for_peers: false,
         running: HashMap::new(),
         shutdown: shutdown.clone(),
     };
@@ -635,7 +670,7 @@ impl Mesh {
     ) {
         let mut flush = tokio::time::interval(Duration::from_millis(100));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut discovery = tokio::time::interval(Duration::from_secs(15));
+        let mut discovery = tokio::time::interval(Duration::from_secs(5));
         let mut housekeeping = tokio::time::interval(Duration::from_secs(600));
         let mut redial = tokio::time::interval(Duration::from_secs(3));
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -710,6 +745,30 @@ impl Mesh {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match &event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.status.connections_opened += 1;
+                self.linked_since
+                    .entry(*peer_id)
+                    .or_insert_with(Instant::now);
+                self.dialing.remove(peer_id);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.linked_since.remove(peer_id);
+                self.linkable.remove(peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer_id),
+                ..
+            } => {
+                self.dialing.remove(peer_id);
+            }
+            _ => {}
+        }
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address
@@ -732,12 +791,32 @@ impl Mesh {
                 peer_id,
                 info,
                 ..
-            // Only peers that serve Kademlia go into the routing table:
-            // consoles do not, so agents never go looking for them.
-            })) if self.role != Role::Console && info.protocols.contains(&kad::PROTOCOL_NAME) => {
-                for address in info.listen_addrs {
-                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                        kad.add_address(&peer_id, address);
+            })) => {
+                // Only peers that serve Kademlia (relays) go into the
+                // routing table.
+                if info.protocols.contains(&kad::PROTOCOL_NAME)
+                    && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+                {
+                    for address in &info.listen_addrs {
+                        kad.add_address(&peer_id, address.clone());
+                    }
+                }
+                // Consoles are never offered as links.
+                if !info.agent_version.ends_with(role_name(Role::Console))
+                    && self.swarm.is_connected(&peer_id)
+                {
+                    let addresses: Vec<Multiaddr> = info
+                        .listen_addrs
+                        .into_iter()
+                        .filter(|address| {
+                            !address
+                                .iter()
+                                .any(|part| part == libp2p::multiaddr::Protocol::P2pCircuit)
+                        })
+                        .take(8)
+                        .collect();
+                    if !addresses.is_empty() {
+                        self.linkable.insert(peer_id, addresses);
                     }
                 }
             }
@@ -749,12 +828,14 @@ impl Mesh {
             {
                 let _ = self.swarm.dial(peer);
             }
-                        SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 tracing::debug!(?event, "relay client");
             }
-            SwarmEvent::ListenerClosed { addresses, reason, .. } => {
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => {
                 tracing::debug!(?addresses, ?reason, "listener closed");
             }
             SwarmEvent::ListenerError { error, .. } => {
@@ -766,9 +847,12 @@ impl Mesh {
                         kad.add_address(&peer, address.clone());
                     }
                     if !self.swarm.is_connected(&peer)
-                        && (self.role == Role::Console || self.swarm.connected_peers().count() < TARGET_LINKS)
+                        && (self.role == Role::Console
+                            || self.swarm.connected_peers().count() < TARGET_LINKS)
                     {
-                        let _ = self.swarm.dial(address.with_p2p(peer).unwrap_or_else(|address| address));
+                        let _ = self
+                            .swarm
+                            .dial(address.with_p2p(peer).unwrap_or_else(|address| address));
                     }
                 }
             }
@@ -781,8 +865,14 @@ impl Mesh {
                     .config
                     .bootstrap
                     .iter()
-                    .filter(|address| address.iter().last() == Some(libp2p::multiaddr::Protocol::P2p(peer_id)))
-                    .map(|address| address.clone().with(libp2p::multiaddr::Protocol::P2pCircuit))
+                    .filter(|address| {
+                        address.iter().last() == Some(libp2p::multiaddr::Protocol::P2p(peer_id))
+                    })
+                    .map(|address| {
+                        address
+                            .clone()
+                            .with(libp2p::multiaddr::Protocol::P2pCircuit)
+                    })
                     .collect();
                 for circuit in circuits {
                     if self.reserved.insert(peer_id)
@@ -792,7 +882,11 @@ impl Mesh {
                     }
                 }
             }
-                                    SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } if self.role != Role::Console => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if self.role != Role::Console => {
                 // Reports waiting for this peer (a console that came back)
                 // go now, not at the end of their back-off.
                 let peer_bytes = peer_id.to_bytes();
@@ -804,12 +898,18 @@ impl Mesh {
                 }
                 // Catch up with each peer once, on the first connection.
                 if num_established.get() == 1 {
-                    self.swarm.behaviour_mut().sync.send_request(&peer_id, sync::SyncRequest::Ids);
+                    self.swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer_id, sync::SyncRequest::Ids);
                 }
                 if self.swarm.connected_peers().count() <= 2
                     && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
                 {
                     let _ = kad.bootstrap();
+                }
+                if num_established.get() == 1 && self.role == Role::Agent {
+                    self.ask_for_peers(Some(peer_id));
                 }
             }
             _ => {}
@@ -836,12 +936,151 @@ impl Mesh {
         }
     }
 
-    /// Keeps the node linked to several peers.
+    /// Keeps the node linked to several peers, and to not too many:
+    /// Kademlia's queries connect to many peers and gossipsub keeps every
+    /// connection alive, so without trimming a small fleet ends fully
+    /// connected (and every action's gossip control traffic grows with it).
     fn discover(&mut self) {
-        if self.swarm.connected_peers().count() < TARGET_LINKS
+        let connected = self.swarm.connected_peers().count();
+        if connected < TARGET_LINKS
             && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
         {
             let _ = kad.bootstrap();
+        }
+        if self.role == Role::Agent {
+            self.ask_for_peers(None);
+        }
+        if self.role == Role::Agent && connected > MAX_LINKS {
+            self.trim_links(connected - MAX_LINKS);
+        }
+    }
+
+    /// Asks a connected peer (`from`, or a bootstrap peer, or any) for
+    /// peers to link to, when this agent has fewer links than it wants.
+    fn ask_for_peers(&mut self, from: Option<PeerId>) {
+        let connected = self.swarm.connected_peers().count();
+        if self.asking_for_peers || connected + self.dialing.len() >= TARGET_LINKS {
+            return;
+        }
+        let bootstrap: Vec<PeerId> = self
+            .config
+            .bootstrap
+            .iter()
+            .filter_map(|address| match address.iter().last() {
+                Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
+                _ => None,
+            })
+            .filter(|peer| self.swarm.is_connected(peer))
+            .collect();
+        let Some(peer) = from
+            .or_else(|| bootstrap.first().copied())
+            .or_else(|| self.swarm.connected_peers().next().copied())
+        else {
+            return;
+        };
+        self.asking_for_peers = true;
+        self.swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, sync::SyncRequest::Peers);
+    }
+
+    /// A sample of the peers this node could offer as links, not `asker`.
+    fn offer_peers(&self, asker: &PeerId) -> Vec<mig_proto::messages::PeerRecord> {
+        let candidates: Vec<(&PeerId, &Vec<Multiaddr>)> = self
+            .linkable
+            .iter()
+            .filter(|(peer, _)| *peer != asker)
+            .collect();
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        // A random window over the candidates: different askers get
+        // different peers, so links spread over the fleet.
+        let mut start = [0u8; 8];
+        let _ = getrandom::fill(&mut start);
+        let start = (u64::from_le_bytes(start) % candidates.len() as u64) as usize;
+        candidates
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(candidates.len().min(mig_proto::messages::MAX_SYNC_PEERS))
+            .map(|(peer, addresses)| mig_proto::messages::PeerRecord {
+                peer: serde_bytes::ByteBuf::from(peer.to_bytes()),
+                addresses: addresses.iter().map(ToString::to_string).collect(),
+            })
+            .collect()
+    }
+
+    /// Dials offered peers until this agent has the links it wants.
+    fn link_to(&mut self, offered: Vec<mig_proto::messages::PeerRecord>) {
+        let local = *self.swarm.local_peer_id();
+        for record in offered
+            .into_iter()
+            .take(mig_proto::messages::MAX_SYNC_PEERS)
+        {
+            if self.swarm.connected_peers().count() + self.dialing.len() >= TARGET_LINKS {
+                break;
+            }
+            let Ok(peer) = PeerId::from_bytes(&record.peer) else {
+                continue;
+            };
+            if peer == local || self.swarm.is_connected(&peer) || self.dialing.contains(&peer) {
+                continue;
+            }
+            let addresses: Vec<Multiaddr> = record
+                .addresses
+                .iter()
+                .take(8)
+                .filter_map(|address| address.parse().ok())
+                .collect();
+            if addresses.is_empty() {
+                continue;
+            }
+            let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .build();
+            if self.swarm.dial(options).is_ok() {
+                self.dialing.insert(peer);
+            }
+        }
+    }
+
+    /// Closes up to `surplus` connections to peers this agent does not
+    /// need: not in its gossip mesh, not a bootstrap peer, not on a reverse
+    /// path it serves, not waiting for a delivery.
+    fn trim_links(&mut self, surplus: usize) {
+        let topic = self.topic.hash();
+        let keep: std::collections::HashSet<PeerId> =
+            self.swarm
+                .behaviour()
+                .gossipsub
+                .mesh_peers(&topic)
+                .copied()
+                .chain(self.config.bootstrap.iter().filter_map(
+                    |address| match address.iter().last() {
+                        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
+                        _ => None,
+                    },
+                ))
+                .chain(self.paths.values().copied())
+                .collect();
+        let now = Instant::now();
+        let spare: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|peer| !keep.contains(peer))
+            .filter(|peer| {
+                self.linked_since
+                    .get(peer)
+                    .is_some_and(|since| now.duration_since(*since) >= LINK_GRACE)
+            })
+            .copied()
+            .take(surplus)
+            .collect();
+        for peer in spare {
+            tracing::debug!(%peer, "closing a surplus link");
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -1364,6 +1603,23 @@ impl Mesh {
         let sender = self.internal_sender.clone();
         match event {
             request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request: sync::SyncRequest::Peers,
+                        channel,
+                        ..
+                    },
+                ..
+            } => {
+                let offered = self.offer_peers(&peer);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, sync::SyncResponse::Peers(offered));
+            }
+            request_response::Event::Message {
                 message:
                     request_response::Message::Request {
                         request, channel, ..
@@ -1384,6 +1640,8 @@ impl Mesh {
                                 ids.into_iter().map(serde_bytes::ByteBuf::from).collect(),
                             )
                         }
+                        // Answered on the swarm task (above).
+                        sync::SyncRequest::Peers => sync::SyncResponse::Peers(Vec::new()),
                         sync::SyncRequest::Fetch(ids) => {
                             let ids: Vec<Vec<u8>> = ids
                                 .into_iter()
@@ -1404,6 +1662,10 @@ impl Mesh {
                 message: request_response::Message::Response { response, .. },
                 ..
             } => match response {
+                sync::SyncResponse::Peers(offered) => {
+                    self.asking_for_peers = false;
+                    self.link_to(offered);
+                }
                 sync::SyncResponse::Ids(ids) => {
                     tokio::task::spawn_blocking(move || {
                         let missing: Vec<serde_bytes::ByteBuf> = ids
@@ -1433,6 +1695,9 @@ impl Mesh {
                 }
             },
             request_response::Event::OutboundFailure { peer, error, .. } => {
+                // (Only one peer request is out at a time; a failed one of
+                // any kind frees the next.)
+                self.asking_for_peers = false;
                 tracing::debug!(%peer, %error, "catching up with a peer failed");
             }
             _ => {}
