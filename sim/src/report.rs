@@ -77,6 +77,9 @@ pub struct ActionReport {
     /// Targeted agents in the fleet (present at some point of the action).
     pub targeted: usize,
     pub answered: usize,
+    /// Their names (not in the JSON: it would grow with the fleet).
+    #[serde(skip)]
+    pub answered_agents: Vec<String>,
     pub found: usize,
     /// Targeted agents holding the planted file (each should be `found`).
     pub planted_targeted: usize,
@@ -100,7 +103,8 @@ pub struct ActionReport {
 pub struct ActionInputs {
     pub action_id: ActionId,
     pub targeted: usize,
-    pub answered: usize,
+    /// The targeted agents that answered, by name.
+    pub answered: Vec<String>,
     pub found: usize,
     pub planted_targeted: usize,
     pub reach_ms: Vec<f64>,
@@ -126,7 +130,8 @@ pub fn action_report(inputs: ActionInputs) -> ActionReport {
     ActionReport {
         action_id: inputs.action_id,
         targeted: inputs.targeted,
-        answered: inputs.answered,
+        answered: inputs.answered.len(),
+        answered_agents: inputs.answered,
         found: inputs.found,
         planted_targeted: inputs.planted_targeted,
         reach: Reach {

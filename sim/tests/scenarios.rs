@@ -1,0 +1,140 @@
+//! Small simulated fleets, run in CI: every targeted agent answers and no
+//! other does, across segments joined only by a relay; agents joining
+//! while the action is valid answer too; a seed decides the layout and who
+//! answers.
+
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
+
+use mig_sim::link::LinkProfile;
+use mig_sim::report::RunReport;
+use mig_sim::scenario::{Churn, Scenario, SegmentSpec};
+
+fn run(scenario: &Scenario) -> RunReport {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(mig_sim::fleet::run(scenario, true))
+        .unwrap()
+}
+
+fn segment(name: &str, latency_ms: f64) -> SegmentSpec {
+    SegmentSpec {
+        name: name.into(),
+        share: 1.0,
+        link: LinkProfile {
+            latency_ms,
+            ..LinkProfile::default()
+        },
+    }
+}
+
+#[test]
+fn fifty_agents_in_two_segments_behind_one_relay_answer_when_targeted() {
+    let scenario = Scenario {
+        seed: 7,
+        nodes: 50,
+        relays: 1,
+        segments: vec![segment("office", 5.0), segment("datacenter", 1.0)],
+        settle_s: 2.0,
+        ..Scenario::default()
+    };
+    let report = run(&scenario);
+    let action = &report.actions[0];
+    let layout = scenario.layout();
+    let linux = layout
+        .agents
+        .iter()
+        .filter(|agent| agent.os == "linux")
+        .count();
+    assert_eq!(
+        action.targeted, linux,
+        "the seed example targets linux agents"
+    );
+    assert!(
+        action.targeted > 20 && action.targeted < 50,
+        "{}",
+        action.targeted
+    );
+    assert_eq!(
+        action.answered, action.targeted,
+        "silent: {:?}",
+        action.silent
+    );
+    assert!(
+        action.answered_untargeted.is_empty(),
+        "{:?}",
+        action.answered_untargeted
+    );
+    assert_eq!(
+        action.found, action.planted_targeted,
+        "the planted agents, and only they, found the file"
+    );
+    // Both segments answered, through the relay only.
+    for segment in 0..2 {
+        assert!(layout.agents.iter().enumerate().any(|(index, agent)| {
+            agent.segment == segment && action.answered_agents.contains(&layout.agents[index].name)
+        }));
+    }
+    assert!(report.relay_traffic.sent_mean > 0.0);
+}
+
+#[test]
+fn agents_joining_while_the_action_is_valid_answer_it() {
+    let scenario = Scenario {
+        seed: 11,
+        nodes: 12,
+        churn: Some(Churn {
+            leave_per_s: 0.0,
+            join_per_s: 2.0,
+            for_s: 3.0,
+        }),
+        collect_for_s: 10.0,
+        settle_s: 1.0,
+        action: mig_sim::scenario::ActionSpec {
+            target: "true".into(),
+            ..Default::default()
+        },
+        ..Scenario::default()
+    };
+    let report = run(&scenario);
+    let action = &report.actions[0];
+    let layout = scenario.layout();
+    assert_eq!(layout.agents.len(), 18, "12 at the start, 6 joiners");
+    assert_eq!(action.targeted, 18);
+    for joiner in &layout.agents[12..] {
+        assert!(
+            action.answered_agents.contains(&joiner.name),
+            "{} joined after the publish and did not answer: {:?}",
+            joiner.name,
+            action.silent
+        );
+    }
+    assert_eq!(action.answered, 18, "{:?}", action.silent);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_fleet_and_the_same_answers() {
+    let scenario = Scenario {
+        seed: 99,
+        nodes: 15,
+        settle_s: 1.0,
+        ..Scenario::default()
+    };
+    let first = run(&scenario);
+    let second = run(&scenario);
+    assert_eq!(scenario.layout(), scenario.layout());
+    let mut answered = [
+        first.actions[0].answered_agents.clone(),
+        second.actions[0].answered_agents.clone(),
+    ];
+    answered.iter_mut().for_each(|names| names.sort());
+    assert!(!answered[0].is_empty());
+    assert_eq!(answered[0], answered[1]);
+    let other = Scenario {
+        seed: 100,
+        ..scenario.clone()
+    };
+    assert_ne!(other.layout(), scenario.layout());
+}
