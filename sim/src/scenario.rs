@@ -455,3 +455,24 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// Every scenario shipped in `sim/scenarios/` reads and checks.
+    #[test]
+    fn shipped_scenarios_are_valid() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let scenario = Scenario::from_toml(&text)
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            assert!(!scenario.layout().agents.is_empty());
+            count += 1;
+        }
+        assert!(count >= 5);
+    }
+}
