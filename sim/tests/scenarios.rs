@@ -138,3 +138,32 @@ fn the_same_seed_gives_the_same_fleet_and_the_same_answers() {
     };
     assert_ne!(other.layout(), scenario.layout());
 }
+
+/// A segment cut off before the publish and reconnected while the action
+/// is valid: its agents answer, even those whose connections survived the
+/// cut (no byte crossed it), which only anti-entropy brings the action to.
+#[test]
+fn a_healed_partition_answers() {
+    let scenario = Scenario {
+        seed: 5,
+        nodes: 24,
+        segments: vec![segment("hq", 1.0), segment("branch", 5.0)],
+        partition: Some(mig_sim::scenario::Partition {
+            segment: "branch".into(),
+            at_s: -1.0,
+            heal_at_s: 3.0,
+        }),
+        collect_for_s: 25.0,
+        settle_s: 1.0,
+        action: mig_sim::scenario::ActionSpec {
+            target: "true".into(),
+            ..Default::default()
+        },
+        ..Scenario::default()
+    };
+    let report = run(&scenario);
+    let action = &report.actions[0];
+    let layout = scenario.layout();
+    assert!(layout.agents.iter().any(|agent| agent.segment == 1));
+    assert_eq!(action.answered, 24, "{:?}", action.silent);
+}

@@ -65,6 +65,8 @@ const MAX_LINKS: usize = 12;
 /// A surplus link is closed only once it is this old, so discovery's own
 /// connections are not closed and reopened in a loop.
 const LINK_GRACE: Duration = Duration::from_secs(30);
+/// Discovery ticks (5 s) between two anti-entropy rounds.
+const ANTI_ENTROPY_TICKS: u32 = 3;
 /// Reports a node keeps waiting at most; beyond it, hops refuse more
 /// until some are delivered.
 const MAX_OUTBOX: usize = 100_000;
@@ -339,6 +341,8 @@ struct Mesh {
     dialing: std::collections::HashSet<PeerId>,
     /// A peer request is out (at most one at a time).
     asking_for_peers: bool,
+    /// Discovery ticks so far (anti-entropy runs every few).
+    discovery_ticks: u32,
     shutdown: CancellationToken,
 }
 
@@ -617,6 +621,7 @@ pub async fn start_in(
         linkable: HashMap::new(),
         dialing: std::collections::HashSet::new(),
         asking_for_peers: false,
+        discovery_ticks: 0,
         running: HashMap::new(),
         shutdown: shutdown.clone(),
     };
@@ -949,10 +954,33 @@ impl Mesh {
         }
         if self.role == Role::Agent {
             self.ask_for_peers(None);
+            self.anti_entropy();
         }
         if self.role == Role::Agent && connected > MAX_LINKS {
             self.trim_links(connected - MAX_LINKS);
         }
+    }
+
+    /// Every `ANTI_ENTROPY_TICKS` discovery ticks, asks one connected peer
+    /// (in turn) which actions it holds. Catching up on connecting misses
+    /// an action published while this agent's links were quiet but cut
+    /// (a partition that broke no connection): gossip forgets within
+    /// seconds, this does not.
+    fn anti_entropy(&mut self) {
+        self.discovery_ticks = self.discovery_ticks.wrapping_add(1);
+        if self.discovery_ticks % ANTI_ENTROPY_TICKS != 0 {
+            return;
+        }
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if connected.is_empty() {
+            return;
+        }
+        let peer =
+            connected[(self.discovery_ticks / ANTI_ENTROPY_TICKS) as usize % connected.len()];
+        self.swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, sync::SyncRequest::Ids);
     }
 
     /// Asks a connected peer (`from`, or a bootstrap peer, or any) for
