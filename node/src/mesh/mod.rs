@@ -968,7 +968,7 @@ impl Mesh {
     /// seconds, this does not.
     fn anti_entropy(&mut self) {
         self.discovery_ticks = self.discovery_ticks.wrapping_add(1);
-        if self.discovery_ticks % ANTI_ENTROPY_TICKS != 0 {
+        if !self.discovery_ticks.is_multiple_of(ANTI_ENTROPY_TICKS) {
             return;
         }
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
