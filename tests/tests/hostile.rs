@@ -6,7 +6,7 @@
 //! parameters of the wrong type. Nothing runs, nothing passes the first
 //! honest hop (checked on agents two hops away), the rogue ends
 //! graylisted, and a valid action sent right after still reaches every
-//! agent. Then forged reports and floods of reports nobody asked for, sent
+//! agent; a valid action replayed runs nowhere a second time. Then forged reports and floods of reports nobody asked for, sent
 //! straight to the console and to a relay: refused, counted, the sender
 //! graylisted, the real results untouched.
 
@@ -154,6 +154,26 @@ fn hostile_actions_go_nowhere_and_the_sender_is_graylisted() {
             "nothing reached agent {name}: {status}"
         );
     }
+
+    // A valid action runs once; the same bytes again, from another peer,
+    // run nowhere and go no further.
+    let valid = signed_wire(
+        &action("true", now - 60, now + 300, "replayed"),
+        &trusted_key,
+    );
+    rogue(dir, &relay, "publisher", std::slice::from_ref(&valid), 2)
+        .wait()
+        .unwrap();
+    rogue(dir, &relay, "replayer", std::slice::from_ref(&valid), 2)
+        .wait()
+        .unwrap();
+    for name in ["a", "b"] {
+        let status = node_status(&dir.join(format!("agent-{name}"))).unwrap();
+        assert_eq!(status["actions_accepted"], 1, "{status}");
+        assert_eq!(status["actions_run"], 1, "run once, not twice: {status}");
+    }
+    let relay_status = node_status(&dir.join("relay")).unwrap();
+    assert_eq!(relay_status["actions_accepted"], 1, "{relay_status}");
 
     // A peer that keeps sending forgeries ends graylisted.
     let spammer_id = mig_node_identity(&dir.join("spammer"));
