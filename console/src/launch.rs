@@ -50,6 +50,10 @@ pub struct LaunchOptions {
     pub published: Option<std::sync::mpsc::Sender<ActionId>>,
     /// How the console's node is embedded (the simulator's transport).
     pub environment: mesh::Environment,
+    /// Keep collecting (within the timeout) until this many agents have
+    /// answered, however quiet the mesh: for a caller that knows the
+    /// fleet (the simulator; the console's roster later).
+    pub expect_answers: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,10 +288,13 @@ async fn collect(
     loop {
         let all_answered = agents.all_answered();
         let quiet_until = (last_ack + QUIET_AFTER_LAST_ACK).max(started + options.collect_for);
-        if all_answered && !agents.agents.is_empty() && Instant::now() >= quiet_until {
+        let enough = options
+            .expect_answers
+            .is_none_or(|expected| agents.answered >= expected);
+        if all_answered && enough && !agents.agents.is_empty() && Instant::now() >= quiet_until {
             break;
         }
-        let wake = if all_answered && !agents.agents.is_empty() {
+        let wake = if all_answered && enough && !agents.agents.is_empty() {
             quiet_until.min(give_up)
         } else {
             give_up
@@ -522,6 +529,8 @@ const MAX_AGENTS_PER_ACTION: usize = 200_000;
 struct Roster {
     agents: BTreeMap<String, AgentOutcome>,
     awaiting: usize,
+    /// Agents with a result.
+    answered: usize,
     limit: usize,
     /// Reports from agents past the limit, not kept.
     over_limit: u64,
@@ -532,6 +541,7 @@ impl Default for Roster {
         Self {
             agents: BTreeMap::new(),
             awaiting: 0,
+            answered: 0,
             limit: MAX_AGENTS_PER_ACTION,
             over_limit: 0,
         }
@@ -575,6 +585,7 @@ impl Roster {
             }
             ReportBody::Result(result) => {
                 // A result implies the ack, even if the ack was lost.
+                self.answered += usize::from(entry.result.is_none());
                 entry.acked = true;
                 entry.result = Some(*result);
                 let elapsed = published.elapsed().as_millis();
@@ -642,5 +653,6 @@ mod tests {
         assert_eq!(roster.agents.len(), 3);
         roster.record(report("b", result()), &mut last_ack, published);
         assert!(roster.all_answered());
+        assert_eq!(roster.answered, 3);
     }
 }

@@ -167,6 +167,7 @@ fn mesh_options(
         collect_for: Duration::ZERO,
         published: None,
         environment: Default::default(),
+        expect_answers: None,
     })
 }
 

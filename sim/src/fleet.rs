@@ -553,6 +553,30 @@ async fn launch_one(
     let action = action(&scenario, number)?;
     let target = Target::parse(&action.target)?;
     let console_index = scenario.relays;
+    // The console waits for every targeted agent that will still be there
+    // (the layout says who leaves), within its timeout.
+    let leaving: std::collections::HashSet<usize> = fleet
+        .layout
+        .leaving
+        .iter()
+        .map(|(agent, _)| *agent)
+        .collect();
+    let mut expected = 0;
+    for (agent, plan) in fleet.layout.agents.iter().enumerate() {
+        let index = agent_index(scenario.relays, agent);
+        let peer = node_key(scenario.seed, index)?.public().to_peer_id();
+        let alive = !leaving.contains(&agent) && !fleet.left.contains_key(&agent);
+        let present = fleet.agents[agent].is_some() || (number == 0 && plan.joins_at_s.is_some());
+        if alive
+            && present
+            && target.matches(&AgentContext {
+                attributes: &attributes(plan, &peer, index),
+                history: &NoHistory,
+            })
+        {
+            expected += 1;
+        }
+    }
     let (tell_published, published_rx) = std::sync::mpsc::channel();
     let options = LaunchOptions {
         data_dir: fleet.dir.join(format!("console{number}")),
@@ -568,6 +592,7 @@ async fn launch_one(
             transport: Some(fleet.world.transport(console_segment)),
             ..Environment::default()
         },
+        expect_answers: Some(expected),
     };
     // The console's key is node `console_index`'s for every action, so its
     // place in the world is known; its store is per action.

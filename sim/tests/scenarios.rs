@@ -9,7 +9,14 @@ use mig_sim::link::LinkProfile;
 use mig_sim::report::RunReport;
 use mig_sim::scenario::{Churn, Scenario, SegmentSpec};
 
+/// One fleet at a time: they share two cores, and a fleet starved by
+/// another measures the machine, not the mesh.
+static ONE_FLEET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run(scenario: &Scenario) -> RunReport {
+    let _alone = ONE_FLEET
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
