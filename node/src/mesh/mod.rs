@@ -334,6 +334,8 @@ struct Mesh {
     penalties: penalties::Penalties,
     /// When each connected peer was first connected.
     linked_since: HashMap<PeerId, Instant>,
+    /// The configured listeners, closed on shutdown.
+    listeners: Vec<libp2p::core::transport::ListenerId>,
     /// Connected peers other than consoles, with where they listen: what
     /// this node offers when asked for peers.
     linkable: HashMap<PeerId, Vec<Multiaddr>>,
@@ -545,13 +547,16 @@ pub async fn start_in(
         environment.transport.clone(),
     )?;
     let peer_id = *swarm.local_peer_id();
+    let mut listeners = Vec::new();
     for address in &config.listen {
-        swarm
-            .listen_on(address.clone())
-            .map_err(|error| MeshError::Listen {
-                address: address.clone(),
-                message: error.to_string(),
-            })?;
+        listeners.push(
+            swarm
+                .listen_on(address.clone())
+                .map_err(|error| MeshError::Listen {
+                    address: address.clone(),
+                    message: error.to_string(),
+                })?,
+        );
     }
     for address in &config.external_addresses {
         swarm.add_external_address(address.clone());
@@ -618,6 +623,7 @@ pub async fn start_in(
         reserved: std::collections::HashSet::new(),
         penalties: penalties::Penalties::default(),
         linked_since: HashMap::new(),
+        listeners,
         linkable: HashMap::new(),
         dialing: std::collections::HashSet::new(),
         asking_for_peers: false,
@@ -690,6 +696,12 @@ impl Mesh {
                                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = redial.tick() => self.redial_bootstrap(),
             }
+        }
+        // Closed explicitly: some transports (the in-memory one the
+        // simulator uses) free an address only then, and a node restarted
+        // in the same process must get its address back.
+        for listener in std::mem::take(&mut self.listeners) {
+            self.swarm.remove_listener(listener);
         }
     }
 
