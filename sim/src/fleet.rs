@@ -321,13 +321,19 @@ impl Fleet {
         Ok(())
     }
 
+    /// Agent `agent`'s peer id and the attributes its node reports.
+    fn agent_identity(&self, agent: usize) -> anyhow::Result<(PeerId, AgentAttributes)> {
+        let index = agent_index(self.scenario.relays, agent);
+        let peer = node_key(self.scenario.seed, index)?.public().to_peer_id();
+        Ok((peer, attributes(&self.layout.agents[agent], &peer, index)))
+    }
+
     async fn start_agent(&mut self, agent: usize) -> anyhow::Result<()> {
         let index = agent_index(self.scenario.relays, agent);
         let plan = self.layout.agents[agent].clone();
         let root = self.dir.join(format!("tree{index}"));
         write_tree(&root, &plan, self.scenario.action.tree_files, index)?;
-        let peer = node_key(self.scenario.seed, index)?.public().to_peer_id();
-        let attributes = attributes(&plan, &peer, index);
+        let (_, attributes) = self.agent_identity(agent)?;
         let running = self
             .start_node(NodeSpec {
                 index,
@@ -493,7 +499,7 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
     let mut actions = Vec::new();
     let mut first_publish: Option<Instant> = None;
     for number in 0..scenario.action.count {
-        let (report, published) = launch_one(
+        let report = launch_one(
             &mut fleet,
             number,
             console_segment,
@@ -508,7 +514,6 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
             report.targeted
         ));
         actions.push(report);
-        let _ = published;
     }
 
     // Final figures from every node still up.
@@ -548,7 +553,7 @@ async fn launch_one(
     console_segment: usize,
     first_publish: &mut Option<Instant>,
     say: &impl Fn(String),
-) -> anyhow::Result<(ActionReport, Instant)> {
+) -> anyhow::Result<ActionReport> {
     let scenario = fleet.scenario.clone();
     let action = action(&scenario, number)?;
     let target = Target::parse(&action.target)?;
@@ -563,17 +568,9 @@ async fn launch_one(
         .collect();
     let mut expected = 0;
     for (agent, plan) in fleet.layout.agents.iter().enumerate() {
-        let index = agent_index(scenario.relays, agent);
-        let peer = node_key(scenario.seed, index)?.public().to_peer_id();
         let alive = !leaving.contains(&agent) && !fleet.left.contains_key(&agent);
         let present = fleet.agents[agent].is_some() || (number == 0 && plan.joins_at_s.is_some());
-        if alive
-            && present
-            && target.matches(&AgentContext {
-                attributes: &attributes(plan, &peer, index),
-                history: &NoHistory,
-            })
-        {
+        if alive && present && targets(&target, &fleet.agent_identity(agent)?.1) {
             expected += 1;
         }
     }
@@ -664,7 +661,7 @@ async fn launch_one(
         None => launch.await??,
     };
     let report = measure(fleet, &outcome, &target, published_at);
-    Ok((report, published_at))
+    Ok(report)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -677,6 +674,15 @@ enum Fault {
     StartRelay(usize),
 }
 
+/// Whether `target` selects an agent with `attributes` (as the agent
+/// itself decides; the simulated agents have no history).
+fn targets(target: &Target, attributes: &AgentAttributes) -> bool {
+    target.matches(&AgentContext {
+        attributes,
+        history: &NoHistory,
+    })
+}
+
 /// Reach, acks, results, and the agents that never answered, with why.
 fn measure(
     fleet: &Fleet,
@@ -684,7 +690,6 @@ fn measure(
     target: &Target,
     published: Instant,
 ) -> ActionReport {
-    let scenario = &fleet.scenario;
     let by_peer: HashMap<String, &mig_console::launch::AgentOutcome> = outcome
         .agents
         .iter()
@@ -704,20 +709,14 @@ fn measure(
     let mut found = 0;
     let mut answered = Vec::new();
     for (agent, plan) in fleet.layout.agents.iter().enumerate() {
-        let index = agent_index(scenario.relays, agent);
         let started = fleet.agents[agent].is_some() || fleet.left.contains_key(&agent);
         if !started {
             continue;
         }
-        let Ok(key) = node_key(scenario.seed, index) else {
+        let Ok((peer, attributes)) = fleet.agent_identity(agent) else {
             continue;
         };
-        let peer = key.public().to_peer_id();
-        let attributes = attributes(plan, &peer, index);
-        let is_targeted = target.matches(&AgentContext {
-            attributes: &attributes,
-            history: &NoHistory,
-        });
+        let is_targeted = targets(target, &attributes);
         let answer = by_peer.get(&peer.to_string());
         let reached = accepted.get(&(outcome.action_id, agent)).copied();
         if !is_targeted {

@@ -48,21 +48,7 @@ fn hostile_actions_go_nowhere_and_the_sender_is_graylisted() {
     let trusted_key =
         mig_keys::load_secret_key(&investigator.key, &mig_keys::GivenPassphrase(None)).unwrap();
     let stranger = SecretKey::generate("stranger").unwrap();
-    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
-    let mut agents = Vec::new();
-    for name in ["a", "b"] {
-        let root = dir.join(format!("root-{name}"));
-        host_tree(&root, None);
-        agents.push(start_agent(
-            &dir.join(format!("agent-{name}")),
-            LOOPBACK,
-            &relay,
-            &investigator.public,
-            &root,
-            &["--tag", &format!("n={name}")],
-        ));
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    let (_mesh, relay) = small_mesh(dir, &investigator);
 
     let now = Timestamp::from_system_time(SystemTime::now()).unix_seconds();
     let good = action("true", now - 60, now + 300, "good");
@@ -215,21 +201,7 @@ fn forged_and_unsolicited_reports_are_refused_and_the_sender_graylisted() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let investigator = Investigator::new(dir, "investigator");
-    let (_relay, relay) = start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
-    let mut agents = Vec::new();
-    for name in ["a", "b"] {
-        let root = dir.join(format!("root-{name}"));
-        host_tree(&root, None);
-        agents.push(start_agent(
-            &dir.join(format!("agent-{name}")),
-            LOOPBACK,
-            &relay,
-            &investigator.public,
-            &root,
-            &[],
-        ));
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    let (_mesh, relay) = small_mesh(dir, &investigator);
     let victim = mig_node_identity(&dir.join("agent-a"));
     let forger = mig_node_identity(&dir.join("forger"));
     let flooder = mig_node_identity(&dir.join("flooder"));
@@ -390,6 +362,29 @@ impl Rogue<'_> {
         );
         serde_json::from_slice(&output.stdout).unwrap()
     }
+}
+
+/// A relay and two agents, `agent-a` and `agent-b` (each with its own
+/// small tree), linked up; returns them (stopped on drop) and the relay's
+/// address.
+fn small_mesh(dir: &std::path::Path, investigator: &Investigator) -> (Vec<Running>, String) {
+    let (relay_process, relay) =
+        start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
+    let mut nodes = vec![relay_process];
+    for name in ["a", "b"] {
+        let root = dir.join(format!("root-{name}"));
+        host_tree(&root, None);
+        nodes.push(start_agent(
+            &dir.join(format!("agent-{name}")),
+            LOOPBACK,
+            &relay,
+            &investigator.public,
+            &root,
+            &[],
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    (nodes, relay)
 }
 
 /// The peer id the rogue will have (its key is made now, in its data dir).

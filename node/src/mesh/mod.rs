@@ -509,6 +509,14 @@ fn build_swarm(
     Ok(swarm)
 }
 
+/// The peer an address names (its last part, `/p2p/<id>`), if it does.
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    match address.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
 /// A role's name, as peers see it in identify's agent version.
 fn role_name(role: Role) -> &'static str {
     match role {
@@ -566,7 +574,7 @@ pub async fn start_in(
         return Err(MeshError::Transport(error.to_string()));
     }
     for address in &config.bootstrap {
-        if let Some(libp2p::multiaddr::Protocol::P2p(bootstrap_peer)) = address.iter().last()
+        if let Some(bootstrap_peer) = peer_of(address)
             && let Some(kad) = swarm.behaviour_mut().kad.as_mut()
         {
             kad.add_address(&bootstrap_peer, address.clone());
@@ -882,9 +890,7 @@ impl Mesh {
                     .config
                     .bootstrap
                     .iter()
-                    .filter(|address| {
-                        address.iter().last() == Some(libp2p::multiaddr::Protocol::P2p(peer_id))
-                    })
+                    .filter(|address| peer_of(address) == Some(peer_id))
                     .map(|address| {
                         address
                             .clone()
@@ -940,10 +946,7 @@ impl Mesh {
             .config
             .bootstrap
             .iter()
-            .filter_map(|address| match address.iter().last() {
-                Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, address.clone())),
-                _ => None,
-            })
+            .filter_map(|address| Some((peer_of(address)?, address.clone())))
             .collect();
         if peers.is_empty() || peers.iter().any(|(peer, _)| self.swarm.is_connected(peer)) {
             return;
@@ -1002,18 +1005,14 @@ impl Mesh {
         if self.asking_for_peers || connected + self.dialing.len() >= TARGET_LINKS {
             return;
         }
-        let bootstrap: Vec<PeerId> = self
+        let bootstrap = self
             .config
             .bootstrap
             .iter()
-            .filter_map(|address| match address.iter().last() {
-                Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
-                _ => None,
-            })
-            .filter(|peer| self.swarm.is_connected(peer))
-            .collect();
+            .filter_map(peer_of)
+            .find(|peer| self.swarm.is_connected(peer));
         let Some(peer) = from
-            .or_else(|| bootstrap.first().copied())
+            .or(bootstrap)
             .or_else(|| self.swarm.connected_peers().next().copied())
         else {
             return;
@@ -1091,20 +1090,15 @@ impl Mesh {
     /// path it serves, not waiting for a delivery.
     fn trim_links(&mut self, surplus: usize) {
         let topic = self.topic.hash();
-        let keep: std::collections::HashSet<PeerId> =
-            self.swarm
-                .behaviour()
-                .gossipsub
-                .mesh_peers(&topic)
-                .copied()
-                .chain(self.config.bootstrap.iter().filter_map(
-                    |address| match address.iter().last() {
-                        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
-                        _ => None,
-                    },
-                ))
-                .chain(self.paths.values().copied())
-                .collect();
+        let keep: std::collections::HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .mesh_peers(&topic)
+            .copied()
+            .chain(self.config.bootstrap.iter().filter_map(peer_of))
+            .chain(self.paths.values().copied())
+            .collect();
         let now = Instant::now();
         let spare: Vec<PeerId> = self
             .swarm
