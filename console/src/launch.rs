@@ -30,7 +30,7 @@ const CIRCUIT_WAIT: Duration = Duration::from_secs(3);
 /// How long to wait for a first peer to publish to.
 const PEER_WAIT: Duration = Duration::from_secs(20);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LaunchOptions {
     /// The console's own data directory (its identity lives there).
     pub data_dir: PathBuf,
@@ -54,6 +54,12 @@ pub struct LaunchOptions {
     /// answered, however quiet the mesh: for a caller that knows the
     /// fleet (the simulator; the console's roster later).
     pub expect_answers: Option<usize>,
+    /// Told the counters every time a report changes them (a progress
+    /// bar's source).
+    pub progress: Option<std::sync::Arc<tokio::sync::watch::Sender<Summary>>>,
+    /// Cancelled to stop collecting early (Ctrl-C): the outcome holds what
+    /// came so far and says it was detached; the agents go on.
+    pub detach: Option<CancellationToken>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,23 +128,47 @@ pub struct LaunchOutcome {
     pub reports_dropped: BTreeMap<String, u64>,
     /// Peers graylisted for misbehaving while the console ran.
     pub graylisted_peers: Vec<String>,
+    /// Collecting stopped on request before the end; more may come
+    /// (`mig results ID --follow`).
+    pub detached: bool,
+    /// How many agents the console's roster said the target selects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<usize>,
+    /// Agents the roster expected that were never heard from (names).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unheard: Vec<String>,
 }
 
-impl LaunchOutcome {
-    fn summarize(&mut self) {
-        let mut summary = Summary::default();
-        for agent in &self.agents {
-            summary.acked += usize::from(agent.acked);
-            summary.rejected += usize::from(agent.rejected.is_some());
-            if let Some(result) = &agent.result {
-                summary.answered += 1;
-                summary.found += usize::from(result.found_anything());
-                summary.failed += usize::from(result.status != mig_proto::AgentStatus::Success);
-            } else if agent.acked {
-                summary.silent += 1;
-            }
+impl Summary {
+    /// The counters over a list of agents.
+    pub fn of<'a>(agents: impl IntoIterator<Item = &'a AgentOutcome>) -> Self {
+        let mut summary = Self::default();
+        for agent in agents {
+            summary.add(agent, 1);
         }
-        self.summary = summary;
+        summary
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) one agent's part.
+    fn add(&mut self, agent: &AgentOutcome, sign: isize) {
+        let apply = |counter: &mut usize, counts: bool| {
+            if counts {
+                *counter = counter.saturating_add_signed(sign);
+            }
+        };
+        apply(&mut self.acked, agent.acked);
+        apply(&mut self.rejected, agent.rejected.is_some());
+        match &agent.result {
+            Some(result) => {
+                apply(&mut self.answered, true);
+                apply(&mut self.found, result.found_anything());
+                apply(
+                    &mut self.failed,
+                    result.status != mig_proto::AgentStatus::Success,
+                );
+            }
+            None => apply(&mut self.silent, agent.acked),
+        }
     }
 }
 
@@ -285,7 +315,11 @@ async fn collect(
     let mut last_ack = started;
     let mut last_report = started;
     let (to_history, history_writer) = history_writer(node.store.clone());
+    let detach = options.detach.clone().unwrap_or_default();
     loop {
+        if let Some(progress) = &options.progress {
+            progress.send_replace(agents.summary.clone());
+        }
         let all_answered = agents.all_answered();
         let quiet_until = (last_ack + QUIET_AFTER_LAST_ACK).max(started + options.collect_for);
         let enough = options
@@ -299,7 +333,14 @@ async fn collect(
         } else {
             give_up
         };
-        match tokio::time::timeout_at(wake, node.events.recv()).await {
+        let event = tokio::select! {
+            () = detach.cancelled() => {
+                agents.detached = true;
+                break;
+            }
+            event = tokio::time::timeout_at(wake, node.events.recv()) => event,
+        };
+        match event {
             Ok(Some(MeshEvent::Report(report))) => {
                 if report.action_id != action_id {
                     // Late news about an earlier action of this console
@@ -448,18 +489,19 @@ fn finish(
             .reports_dropped
             .insert("over_agent_limit".into(), agents.over_limit);
     }
-    let mut outcome = LaunchOutcome {
+    LaunchOutcome {
         action_id,
         action,
+        summary: agents.summary,
+        detached: agents.detached,
         agents: agents.agents.into_values().collect(),
-        summary: Summary::default(),
         elapsed_ms,
         console_connections: status.connected_peers,
         reports_dropped: status.reports_dropped,
         graylisted_peers: status.graylisted_peers,
-    };
-    outcome.summarize();
-    outcome
+        expected: None,
+        unheard: Vec::new(),
+    }
 }
 
 fn console_config(options: &LaunchOptions) -> NodeConfig {
@@ -476,6 +518,7 @@ fn console_config(options: &LaunchOptions) -> NodeConfig {
         max_concurrent_actions: 1,
         external_addresses: Vec::new(),
         mdns: options.mdns,
+        name: None,
     }
 }
 
@@ -534,6 +577,10 @@ struct Roster {
     limit: usize,
     /// Reports from agents past the limit, not kept.
     over_limit: u64,
+    /// The counters over `agents`, kept as reports come.
+    summary: Summary,
+    /// Collecting was stopped on request.
+    detached: bool,
 }
 
 impl Default for Roster {
@@ -544,6 +591,8 @@ impl Default for Roster {
             answered: 0,
             limit: MAX_AGENTS_PER_ACTION,
             over_limit: 0,
+            summary: Summary::default(),
+            detached: false,
         }
     }
 }
@@ -571,6 +620,7 @@ impl Roster {
                 result_ms: None,
             });
         let was_awaited = entry.acked && entry.result.is_none();
+        self.summary.add(entry, -1);
         match report.body {
             ReportBody::Ack => {
                 if !entry.acked {
@@ -595,6 +645,7 @@ impl Roster {
                     .get_or_insert(published.elapsed().as_millis());
             }
         }
+        self.summary.add(entry, 1);
         let awaited = entry.acked && entry.result.is_none();
         match (was_awaited, awaited) {
             (false, true) => self.awaiting += 1,
@@ -654,5 +705,16 @@ mod tests {
         roster.record(report("b", result()), &mut last_ack, published);
         assert!(roster.all_answered());
         assert_eq!(roster.answered, 3);
+        // The running counters agree with counting afresh.
+        let counted = Summary::of(roster.agents.values());
+        assert_eq!(
+            (
+                roster.summary.acked,
+                roster.summary.answered,
+                roster.summary.silent
+            ),
+            (counted.acked, counted.answered, counted.silent)
+        );
+        assert_eq!((counted.acked, counted.answered, counted.silent), (3, 3, 0));
     }
 }

@@ -426,6 +426,40 @@ pub fn load_secret_key(
     Ok(key)
 }
 
+/// `--passphrase-file`, then `MIG_KEY_PASSPHRASE`, then a prompt on the
+/// terminal.
+pub struct PromptingPassphrase {
+    pub file: Option<PathBuf>,
+}
+
+impl PassphraseSource for PromptingPassphrase {
+    fn passphrase(&self, path: &Path) -> Result<Option<Zeroizing<String>>, KeyFileError> {
+        if let Some(file) = &self.file {
+            let text =
+                Zeroizing::new(fs::read_to_string(file).map_err(|source| KeyFileError::Io {
+                    path: file.clone(),
+                    source,
+                })?);
+            return Ok(Some(Zeroizing::new(
+                text.lines().next().unwrap_or("").to_owned(),
+            )));
+        }
+        if let Ok(value) = std::env::var("MIG_KEY_PASSPHRASE") {
+            return Ok(Some(Zeroizing::new(value)));
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            let prompt = format!("passphrase for {}: ", path.display());
+            return rpassword::prompt_password(prompt)
+                .map(|text| Some(Zeroizing::new(text)))
+                .map_err(|source| KeyFileError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

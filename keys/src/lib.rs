@@ -11,7 +11,7 @@ pub mod signing;
 
 pub use files::{FileError, load_acl, load_action, load_public_key, load_trust_store};
 pub use keyfile::{
-    GivenPassphrase, KdfCost, KeyFileError, PassphraseSource, SecretKey, load_secret_key,
-    write_key_files,
+    GivenPassphrase, KdfCost, KeyFileError, PassphraseSource, PromptingPassphrase, SecretKey,
+    load_secret_key, write_key_files,
 };
 pub use signing::{SigningError, fill_launch_defaults, sign_action};

@@ -14,8 +14,8 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use mig_keys::{
-    KdfCost, KeyFileError, PassphraseSource, SecretKey, fill_launch_defaults, load_acl,
-    load_action, load_public_key, load_secret_key, load_trust_store, sign_action, write_key_files,
+    KdfCost, PromptingPassphrase, SecretKey, fill_launch_defaults, load_acl, load_action,
+    load_public_key, load_secret_key, load_trust_store, sign_action, write_key_files,
 };
 use mig_proto::time::{format_duration_seconds, parse_duration_seconds};
 use mig_proto::verify::{
@@ -167,7 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let key = load_secret_key(
                 &key,
-                &CommandLinePassphrase {
+                &PromptingPassphrase {
                     file: passphrase_file,
                 },
             )?;
@@ -257,38 +257,6 @@ fn prompt_new_passphrase() -> anyhow::Result<Zeroizing<String>> {
         bail!("the passphrases differ");
     }
     Ok(first)
-}
-
-/// `--passphrase-file`, then `MIG_KEY_PASSPHRASE`, then a prompt on the
-/// terminal.
-struct CommandLinePassphrase {
-    file: Option<PathBuf>,
-}
-
-impl PassphraseSource for CommandLinePassphrase {
-    fn passphrase(&self, path: &Path) -> Result<Option<Zeroizing<String>>, KeyFileError> {
-        if let Some(file) = &self.file {
-            return read_passphrase_file(file)
-                .map(Some)
-                .map_err(|error| KeyFileError::Io {
-                    path: file.clone(),
-                    source: std::io::Error::other(error.to_string()),
-                });
-        }
-        if let Ok(value) = std::env::var("MIG_KEY_PASSPHRASE") {
-            return Ok(Some(Zeroizing::new(value)));
-        }
-        if std::io::stdin().is_terminal() {
-            let prompt = format!("passphrase for {}: ", path.display());
-            return rpassword::prompt_password(prompt)
-                .map(|text| Some(Zeroizing::new(text)))
-                .map_err(|source| KeyFileError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-        }
-        Ok(None)
-    }
 }
 
 fn verdict_text(verdict: &Verdict, action: &Action) -> String {

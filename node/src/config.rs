@@ -15,6 +15,7 @@
 //! max_concurrent_actions = 4
 //! external_addresses = []            # relays: addresses others dial
 //! mdns = false                       # find peers on the LAN, no relay needed
+//! name = "web-7"                     # optional; default: the host name
 //! ```
 
 use std::collections::BTreeMap;
@@ -66,6 +67,9 @@ pub struct ConfigFile {
     pub external_addresses: Vec<String>,
     /// Find peers on the local network by multicast DNS.
     pub mdns: Option<bool>,
+    /// The name this agent reports (default: the host name); for hosts
+    /// whose host name says nothing, such as containers.
+    pub name: Option<String>,
 }
 
 impl ConfigFile {
@@ -96,7 +100,8 @@ impl ConfigFile {
             psk,
             max_validity,
             max_concurrent_actions,
-            mdns
+            mdns,
+            name
         );
         macro_rules! replace {
             ($($field:ident),*) => { $( if !other.$field.is_empty() { self.$field = other.$field; } )* };
@@ -122,6 +127,8 @@ pub struct NodeConfig {
     pub max_concurrent_actions: usize,
     pub external_addresses: Vec<Multiaddr>,
     pub mdns: bool,
+    /// Overrides the host name in the agent's attributes.
+    pub name: Option<String>,
 }
 
 fn multiaddrs(key: &'static str, values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -243,6 +250,12 @@ impl NodeConfig {
             max_concurrent_actions,
             external_addresses: multiaddrs("external_addresses", &file.external_addresses)?,
             mdns: file.mdns.unwrap_or(false),
+            name: match file.name {
+                Some(name) if name.trim().is_empty() || name.len() > 255 => {
+                    return Err(key_error("name", "must be 1 to 255 characters"));
+                }
+                name => name,
+            },
         })
     }
 }

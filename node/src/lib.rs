@@ -5,6 +5,7 @@
 // Unit tests panic on purpose when a step fails.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod cli;
 pub mod config;
 pub mod host;
 pub mod identity;

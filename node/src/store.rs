@@ -185,6 +185,18 @@ impl Store {
             .map(|value| value.value().to_owned()))
     }
 
+    /// Every action this console sent: (id, the signed action as JSON).
+    pub fn sent_all(&self) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(SENT).map_err(operation)?;
+        let mut sent = Vec::new();
+        for entry in table.iter().map_err(operation)? {
+            let (key, value) = entry.map_err(operation)?;
+            sent.push((key.value().to_vec(), value.value().to_owned()));
+        }
+        Ok(sent)
+    }
+
     /// Records reports this console received, in one transaction (one
     /// sync to disk for the lot, not one per report).
     pub fn record_received(&self, reports: &[Received]) -> Result<(), StoreError> {
@@ -240,7 +252,6 @@ impl Store {
             .is_some())
     }
 
-    /// Whether this node has seen the action.
     /// Whether this console sent the action (it is in its history).
     pub fn was_sent(&self, id: &[u8]) -> Result<bool, StoreError> {
         let transaction = self.database.begin_read().map_err(operation)?;
@@ -252,6 +263,7 @@ impl Store {
             .is_some())
     }
 
+    /// Whether this node has seen the action.
     pub fn knows_action(&self, id: &[u8]) -> Result<bool, StoreError> {
         let transaction = self.database.begin_read().map_err(operation)?;
         Ok(transaction

@@ -210,6 +210,7 @@ fn node_config(
         max_concurrent_actions: 2,
         external_addresses: vec![listen],
         mdns: false,
+        name: None,
     }
 }
 
@@ -590,6 +591,8 @@ async fn launch_one(
             ..Environment::default()
         },
         expect_answers: Some(expected),
+        progress: None,
+        detach: None,
     };
     // The console's key is node `console_index`'s for every action, so its
     // place in the world is known; its store is per action.

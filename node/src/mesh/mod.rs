@@ -584,10 +584,13 @@ pub async fn start_in(
         }
     }
     let runtime = if role == Role::Agent {
-        let attributes = match environment.attributes {
+        let mut attributes = match environment.attributes {
             Some(attributes) => attributes,
             None => crate::host::detect_attributes(&peer_id.to_string(), config.tags.clone()),
         };
+        if let Some(name) = &config.name {
+            attributes.name.clone_from(name);
+        }
         let runtime_config = RuntimeConfig {
             root: config.root.clone(),
             max_concurrent_actions: config.max_concurrent_actions,

@@ -63,6 +63,7 @@ fn main() -> anyhow::Result<()> {
             max_concurrent_actions: 1,
             external_addresses: Vec::new(),
             mdns: false,
+            name: None,
         };
         let shutdown = CancellationToken::new();
         let (node, task) = mesh::start(config, Role::Console, keypair, shutdown.clone()).await?;
