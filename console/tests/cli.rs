@@ -44,7 +44,13 @@ fn a_first_run_without_configuration_says_exactly_what_to_set() {
     let output = mig(&["run", EXAMPLE]);
     assert_eq!(output.status.code(), Some(2));
     let said = text(&output);
-    for needed in ["console.toml", "bootstrap = [", "key = ", "--bootstrap", "mig demo"] {
+    for needed in [
+        "console.toml",
+        "bootstrap = [",
+        "key = ",
+        "--bootstrap",
+        "mig demo",
+    ] {
         assert!(said.contains(needed), "{needed}: {said}");
     }
 }
@@ -84,7 +90,15 @@ fn module_help_lists_migs_flags_with_examples() {
     let output = mig(&["file", "help"]);
     assert_eq!(output.status.code(), Some(0));
     let help = text(&output);
-    for flag in ["--path", "--sha2", "--mismatch", "--matchany", "--target", "--show", "Examples:"] {
+    for flag in [
+        "--path",
+        "--sha2",
+        "--mismatch",
+        "--matchany",
+        "--target",
+        "--show",
+        "Examples:",
+    ] {
         assert!(help.contains(flag), "{flag}: {help}");
     }
     let output = mig(&["netstat", "help"]);
@@ -104,7 +118,16 @@ fn bad_flags_and_targets_exit_2_with_the_problem_named() {
 #[test]
 fn print_only_shows_the_action_migs_flags_build() {
     let output = mig(&[
-        "file", "-t", "os = 'linux'", "-path", "/usr/bin", "-name", "^wget$", "-n", "find wget", "-p",
+        "file",
+        "-t",
+        "os = 'linux'",
+        "-path",
+        "/usr/bin",
+        "-name",
+        "^wget$",
+        "-n",
+        "find wget",
+        "-p",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let action: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -129,12 +152,17 @@ fn target_local_runs_the_module_here_with_no_mesh() {
     assert!(!stdout.contains("/hay"), "{stdout}");
     assert!(stdout.contains("1 agent has found results"), "{stdout}");
 
-    let output = mig(&["file", "-t", "local", "-path", path, "-name", "^hay$", "--format", "csv"]);
+    let output = mig(&[
+        "file", "-t", "local", "-path", path, "-name", "^hay$", "--format", "csv",
+    ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("agent,peer,status,found,module,line"));
     let row = lines.next().unwrap();
-    assert!(row.contains(",local,success,true,file,") && row.contains("/hay ["), "{stdout}");
+    assert!(
+        row.contains(",local,success,true,file,") && row.contains("/hay ["),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -146,8 +174,15 @@ fn history_and_results_read_the_consoles_own_store() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let output = mig_in(home.path(), &["results", "abcd", "--data-dir", data]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output).contains("no record of an action starting with abcd"), "{}", text(&output));
-    let output = mig_in(home.path(), &["agents", "--cached", "--data-dir", data, "--format", "json"]);
+    assert!(
+        text(&output).contains("no record of an action starting with abcd"),
+        "{}",
+        text(&output)
+    );
+    let output = mig_in(
+        home.path(),
+        &["agents", "--cached", "--data-dir", data, "--format", "json"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "[]");
 }

@@ -133,7 +133,7 @@ fn untargeted_agents_stay_quiet_and_refusing_agents_say_so() {
     );
     assert_eq!(
         output.status.code(),
-        Some(0),
+        Some(1), // an agent refused the action: a script notices
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
