@@ -551,20 +551,20 @@ fn long_flags() -> BTreeMap<String, bool> {
 pub fn normalize(arguments: Vec<String>) -> Vec<String> {
     let known = long_flags();
     let mut out = Vec::with_capacity(arguments.len() + 1);
-    let mut iter = arguments.into_iter().peekable();
-    if iter.peek().map(String::as_str) == Some("-i") {
-        iter.next();
-        out.push("run".to_owned());
-    }
     let mut value_expected = false;
-    for argument in iter {
+    for argument in arguments {
         if value_expected {
             value_expected = false;
             out.push(argument);
             continue;
         }
+        // MIG's `mig -i FILE`: launch an action file.
+        if argument == "-i" {
+            out.push("run".to_owned());
+            continue;
+        }
         // `mig file help`: the module's help, not a stray argument.
-        if argument == "help" && out.len() == 1 {
+        if argument == "help" && out.len() == 1 && out[0] != "run" {
             out.push("--help".to_owned());
             continue;
         }

@@ -108,6 +108,8 @@ pub struct Summary {
     pub answered: usize,
     pub found: usize,
     pub failed: usize,
+    /// Of the failed, those whose module ran out of time.
+    pub timed_out: usize,
     /// Acked but never answered.
     pub silent: usize,
 }
@@ -165,6 +167,10 @@ impl Summary {
                 apply(
                     &mut self.failed,
                     result.status != mig_proto::AgentStatus::Success,
+                );
+                apply(
+                    &mut self.timed_out,
+                    result.status == mig_proto::AgentStatus::Timeout,
                 );
             }
             None => apply(&mut self.silent, agent.acked),

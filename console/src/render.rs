@@ -218,12 +218,23 @@ fn write_summary(outcome: &LaunchOutcome, show: Show, out: &mut dyn Write) -> io
     if show == Show::All {
         return Ok(());
     }
-    let mut by_status: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    let mut by_status: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for agent in sorted(outcome) {
         let status = agent_status(agent);
-        if status != "success" {
-            by_status.entry(status).or_default().push(name_of(agent));
+        if status == "success" {
+            continue;
         }
+        let reason = agent.rejected.as_deref().or_else(|| {
+            agent
+                .result
+                .as_ref()
+                .and_then(|result| result.reason.as_deref())
+        });
+        let entry = match reason {
+            Some(reason) => format!("{} ({reason})", name_of(agent)),
+            None => name_of(agent).to_owned(),
+        };
+        by_status.entry(status).or_default().push(entry);
     }
     for (status, names) in by_status {
         writeln!(out, "{status}: {}", names.join(", "))?;

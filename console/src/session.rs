@@ -1011,7 +1011,7 @@ fn show_progress(bar: &ProgressBar, summary: &Summary, expected: Option<usize>) 
     bar.set_length(length as u64);
     bar.set_position(summary.answered as u64);
     bar.set_message(format!(
-        "{} acked, {} found, {} failed, {} refused",
-        summary.acked, summary.found, summary.failed, summary.rejected
+        "{} acked, {} found, {} failed ({} timed out), {} refused",
+        summary.acked, summary.found, summary.failed, summary.timed_out, summary.rejected
     ));
 }

@@ -32,6 +32,11 @@ const CANCELLED: TableDefinition<'_, &[u8], i64> = TableDefinition::new("cancell
 /// run starts, removed once its result is in the outbox; what is left at
 /// start-up was interrupted.
 const RUNS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("runs");
+/// What this agent found in the actions it ran: id -> (remember until,
+/// Unix seconds; found something, 0 or 1), nine bytes. Targets such as
+/// `found('<id>')` are answered from here, so they work without the
+/// console's history.
+const OUTCOMES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("outcomes");
 /// Reports waiting to go home: sequence number -> parcel (CBOR).
 const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
 
@@ -48,6 +53,14 @@ pub enum StoreError {
 
 fn operation<E: std::fmt::Display>(error: E) -> StoreError {
     StoreError::Operation(error.to_string())
+}
+
+/// Until when an outcome is remembered (its first eight bytes).
+fn outcome_until(value: &[u8]) -> i64 {
+    value
+        .get(..8)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(i64::MIN, i64::from_be_bytes)
 }
 
 /// A key and its value, as stored.
@@ -106,6 +119,7 @@ impl Store {
         transaction.open_table(CANCELLED).map_err(operation)?;
         transaction.open_table(SENT).map_err(operation)?;
         transaction.open_table(RECEIVED).map_err(operation)?;
+        transaction.open_table(OUTCOMES).map_err(operation)?;
         transaction.commit().map_err(operation)?;
         Ok(Self {
             database,
@@ -156,6 +170,11 @@ impl Store {
             let mut cancelled = transaction.open_table(CANCELLED).map_err(operation)?;
             cancelled
                 .extract_if(|_, until| until < before)
+                .map_err(operation)?
+                .for_each(drop);
+            let mut outcomes = transaction.open_table(OUTCOMES).map_err(operation)?;
+            outcomes
+                .extract_if(|_, value| outcome_until(value) < before)
                 .map_err(operation)?
                 .for_each(drop);
             expired.len()
@@ -316,8 +335,29 @@ impl Store {
         transaction.commit().map_err(operation)
     }
 
-    /// Records that an action's result is safely in the outbox.
-    pub fn run_finished(&self, id: &[u8]) -> Result<(), StoreError> {
+    /// Records that an action's result is safely in the outbox, and what
+    /// the run found (remembered until `until`, Unix seconds), in one
+    /// transaction.
+    pub fn run_finished(&self, id: &[u8], found: bool, until: i64) -> Result<(), StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .open_table(RUNS)
+            .map_err(operation)?
+            .remove(id)
+            .map_err(operation)?;
+        let mut value = until.to_be_bytes().to_vec();
+        value.push(u8::from(found));
+        transaction
+            .open_table(OUTCOMES)
+            .map_err(operation)?
+            .insert(id, value.as_slice())
+            .map_err(operation)?;
+        transaction.commit().map_err(operation)
+    }
+
+    /// Forgets a run without an outcome (it could not run, or did not
+    /// finish: `found(...)` and `notfound(...)` say nothing about it).
+    pub fn forget_run(&self, id: &[u8]) -> Result<(), StoreError> {
         let transaction = self.database.begin_write().map_err(operation)?;
         transaction
             .open_table(RUNS)
@@ -325,6 +365,18 @@ impl Store {
             .remove(id)
             .map_err(operation)?;
         transaction.commit().map_err(operation)
+    }
+
+    /// What this agent found in each action it remembers running.
+    pub fn outcomes(&self) -> Result<Vec<(Vec<u8>, bool)>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(OUTCOMES).map_err(operation)?;
+        let mut outcomes = Vec::new();
+        for entry in table.iter().map_err(operation)? {
+            let (key, value) = entry.map_err(operation)?;
+            outcomes.push((key.value().to_vec(), value.value().get(8) == Some(&1)));
+        }
+        Ok(outcomes)
     }
 
     /// Runs that were interrupted (started, never finished).
@@ -481,13 +533,21 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.run_started(b"a1", b"record1").unwrap();
             store.run_started(b"a2", b"record2").unwrap();
-            store.run_finished(b"a1").unwrap();
+            store.run_finished(b"a1", true, 2000).unwrap();
+            store.run_started(b"a3", b"record3").unwrap();
+            store.forget_run(b"a3").unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
             store.interrupted_runs().unwrap(),
             vec![(b"a2".to_vec(), b"record2".to_vec())]
         );
+        // Only a finished run leaves an outcome, kept until its time.
+        assert_eq!(store.outcomes().unwrap(), vec![(b"a1".to_vec(), true)]);
+        store.collect_expired_actions(1999).unwrap();
+        assert_eq!(store.outcomes().unwrap().len(), 1);
+        store.collect_expired_actions(2001).unwrap();
+        assert!(store.outcomes().unwrap().is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! verification, modules) runs off the swarm task.
 
 pub mod codec;
+mod outcomes;
 mod penalties;
 pub mod reports;
 mod screening;
@@ -37,7 +38,7 @@ use libp2p::{
 };
 use mig_proto::signed::MAX_WIRE_BYTES;
 use mig_proto::{
-    ActionId, AgentContext, NoHistory, SignedAction, Timestamp, VerifyError, VerifyPolicy, verify,
+    ActionId, AgentContext, SignedAction, Timestamp, VerifyError, VerifyPolicy, verify,
 };
 use serde::Serialize;
 use sha2::Digest;
@@ -328,6 +329,8 @@ struct Mesh {
     traffic: Arc<traffic::Traffic>,
     /// Actions running here, to stop them on a cancel.
     running: HashMap<ActionId, CancellationToken>,
+    /// What earlier actions found here (`found('<id>')` targets).
+    outcomes: outcomes::SharedOutcomes,
     /// Relays this console holds a circuit reservation on.
     reserved: std::collections::HashSet<PeerId>,
     /// Points against peers misbehaving on the direct streams.
@@ -546,6 +549,7 @@ pub async fn start_in(
 ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), MeshError> {
     let config = Arc::new(config);
     let store = Arc::new(Store::open(&config.data_dir)?);
+    let remembered = Arc::new(std::sync::Mutex::new(outcomes::Outcomes::load(&store)));
     let counters = Arc::new(traffic::Traffic::default());
     let mut swarm = build_swarm(
         &keypair,
@@ -640,6 +644,7 @@ pub async fn start_in(
         asking_for_peers: false,
         discovery_ticks: 0,
         running: HashMap::new(),
+        outcomes: remembered,
         shutdown: shutdown.clone(),
     };
     mesh.load_outbox();
@@ -1310,7 +1315,7 @@ impl Mesh {
         };
         for (id, record) in runs {
             let Ok(record) = ciborium::de::from_reader::<RunRecord, _>(record.as_slice()) else {
-                let _ = self.store.run_finished(&id);
+                let _ = self.store.forget_run(&id);
                 continue;
             };
             let Ok(previous) = PeerId::from_bytes(&record.previous) else {
@@ -1368,7 +1373,7 @@ impl Mesh {
                     tokio::spawn(async move {
                         if enqueue(&store, &sender, parcel.into_iter().collect()).await {
                             let _ =
-                                tokio::task::spawn_blocking(move || store.run_finished(&id)).await;
+                                tokio::task::spawn_blocking(move || store.forget_run(&id)).await;
                         }
                     });
                 }
@@ -1392,7 +1397,7 @@ impl Mesh {
         let attributes = runtime.attributes().clone();
         let targeted = action.target.matches(&AgentContext {
             attributes: &attributes,
-            history: &NoHistory,
+            history: &*outcomes::lock(&self.outcomes),
         });
         let signers: Vec<String> = action.signers.iter().map(ToString::to_string).collect();
         tracing::info!(
@@ -1435,6 +1440,7 @@ impl Mesh {
             self.status.actions_run += 1;
         }
         let shutdown = self.shutdown.clone();
+        let remembered = self.outcomes.clone();
         let stop = shutdown.child_token();
         self.running.retain(|_, token| !token.is_cancelled());
         self.running.insert(action.id, stop.clone());
@@ -1476,6 +1482,9 @@ impl Mesh {
                 // action resumes at the next start.
                 return;
             }
+            // Only a run that finished says what this agent found.
+            let finished_found =
+                (result.status == mig_proto::AgentStatus::Success).then(|| result.found_anything());
             let stored = enqueue(
                 &store,
                 &sender,
@@ -1485,7 +1494,15 @@ impl Mesh {
             )
             .await;
             if stored {
-                let _ = tokio::task::spawn_blocking(move || store.run_finished(&id.0)).await;
+                let until = expire_after.saturating_add(outcomes::RETENTION_SECONDS);
+                let _ = tokio::task::spawn_blocking(move || match finished_found {
+                    Some(found) => store.run_finished(&id.0, found, until),
+                    None => store.forget_run(&id.0),
+                })
+                .await;
+            }
+            if let Some(found) = finished_found {
+                outcomes::lock(&remembered).record(id, found);
             }
         });
     }
