@@ -339,32 +339,32 @@ impl Store {
     /// the run found (remembered until `until`, Unix seconds), in one
     /// transaction.
     pub fn run_finished(&self, id: &[u8], found: bool, until: i64) -> Result<(), StoreError> {
+        self.end_run(id, Some((found, until)))
+    }
+
+    fn end_run(&self, id: &[u8], outcome: Option<(bool, i64)>) -> Result<(), StoreError> {
         let transaction = self.database.begin_write().map_err(operation)?;
         transaction
             .open_table(RUNS)
             .map_err(operation)?
             .remove(id)
             .map_err(operation)?;
-        let mut value = until.to_be_bytes().to_vec();
-        value.push(u8::from(found));
-        transaction
-            .open_table(OUTCOMES)
-            .map_err(operation)?
-            .insert(id, value.as_slice())
-            .map_err(operation)?;
+        if let Some((found, until)) = outcome {
+            let mut value = until.to_be_bytes().to_vec();
+            value.push(u8::from(found));
+            transaction
+                .open_table(OUTCOMES)
+                .map_err(operation)?
+                .insert(id, value.as_slice())
+                .map_err(operation)?;
+        }
         transaction.commit().map_err(operation)
     }
 
     /// Forgets a run without an outcome (it could not run, or did not
     /// finish: `found(...)` and `notfound(...)` say nothing about it).
     pub fn forget_run(&self, id: &[u8]) -> Result<(), StoreError> {
-        let transaction = self.database.begin_write().map_err(operation)?;
-        transaction
-            .open_table(RUNS)
-            .map_err(operation)?
-            .remove(id)
-            .map_err(operation)?;
-        transaction.commit().map_err(operation)
+        self.end_run(id, None)
     }
 
     /// What this agent found in each action it remembers running.

@@ -273,6 +273,22 @@ pub fn node_status(data_dir: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
+/// Waits until every agent (by data directory) is in the gossip mesh.
+pub fn wait_for_mesh(data_dirs: &[PathBuf]) {
+    let started = std::time::Instant::now();
+    for data_dir in data_dirs {
+        while node_status(data_dir)
+            .is_none_or(|status| status["mesh_peers"].as_u64().unwrap_or(0) == 0)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the mesh did not form"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// The seed example with its last hashes replaced by the SHA-256 of each
 /// planted content (real 2014 backdoors are not available to plant).
 pub fn seed_example_with(planted: &[&[u8]], target: Option<&str>) -> String {

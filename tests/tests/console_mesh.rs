@@ -9,10 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use mig_tests::{
-    Investigator, LOOPBACK, Running, binary, host_tree, node_status, start_agent, start_relay,
+    Investigator, LOOPBACK, Running, binary, host_tree, start_agent, start_relay, wait_for_mesh,
 };
 
 struct Console {
@@ -57,21 +56,6 @@ fn names_in_ndjson(output: &Output) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn wait_for_mesh(data_dirs: &[PathBuf]) {
-    let started = Instant::now();
-    for data_dir in data_dirs {
-        while node_status(data_dir)
-            .is_none_or(|status| status["mesh_peers"].as_u64().unwrap_or(0) == 0)
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the mesh did not form"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
 }
 
 fn console(dir: &Path, name: &str, relay: &str, key: &Path, macros: &str) -> Console {

@@ -7,9 +7,11 @@
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when a step fails.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mig_tests::{Investigator, LOOPBACK, binary, host_tree, node_status, start_agent, start_relay};
+use mig_tests::{
+    Investigator, LOOPBACK, binary, host_tree, start_agent, start_relay, wait_for_mesh,
+};
 use rexpect::session::{PtySession, spawn_command};
 
 const PROMPT: &str = "mig> ";
@@ -53,18 +55,7 @@ fn the_shell_completes_launches_detaches_and_builds_actions() {
         ));
         agent_dirs.push(data_dir);
     }
-    let started = Instant::now();
-    for data_dir in &agent_dirs {
-        while node_status(data_dir)
-            .is_none_or(|status| status["mesh_peers"].as_u64().unwrap_or(0) == 0)
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the mesh did not form"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    wait_for_mesh(&agent_dirs);
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let config = dir.path().join("console.toml");
