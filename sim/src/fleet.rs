@@ -55,6 +55,37 @@ impl Running {
     }
 }
 
+/// A machine of its own for a relay or the console: a runtime with one
+/// worker thread. Relays and the console run on their own hosts in a real
+/// deployment; on the fleet's shared workers the funnel of the reverse path
+/// (a relay passes on nearly every report) would get one poll in a
+/// thousand. Dropped without blocking.
+struct Host(Option<tokio::runtime::Runtime>);
+
+impl Host {
+    fn new(name: &str) -> anyhow::Result<Self> {
+        Ok(Self(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(name)
+                .enable_all()
+                .build()?,
+        )))
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|runtime| runtime.handle().clone())
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A node to start.
 struct NodeSpec {
     /// Its place in the world (and its key).
@@ -88,6 +119,8 @@ struct Fleet {
     /// The last status of agents that left.
     left_status: BTreeMap<usize, Status>,
     accepted: Accepted,
+    /// The relays' and consoles' own hosts, kept until the run ends.
+    hosts: Vec<Host>,
 }
 
 /// Node `index`'s ed25519 seed, drawn from the scenario's seed.
@@ -251,7 +284,12 @@ fn work_dir() -> anyhow::Result<tempfile::TempDir> {
 }
 
 impl Fleet {
-    async fn start_node(&self, spec: NodeSpec) -> anyhow::Result<Running> {
+    /// Starts a node on the fleet's shared workers, or on `host`.
+    async fn start_node(
+        &self,
+        spec: NodeSpec,
+        host: Option<tokio::runtime::Handle>,
+    ) -> anyhow::Result<Running> {
         let NodeSpec {
             index,
             role,
@@ -275,10 +313,12 @@ impl Fleet {
             module_pool: Some(self.pool.clone()),
         };
         let shutdown = CancellationToken::new();
-        let (mut handle, task) =
-            mesh::start_in(config, role, keypair, shutdown.clone(), environment)
-                .await
-                .with_context(|| format!("starting node {index}"))?;
+        let starting = mesh::start_in(config, role, keypair, shutdown.clone(), environment);
+        let started = match host {
+            Some(host) => host.spawn(starting).await?,
+            None => starting.await,
+        };
+        let (mut handle, task) = started.with_context(|| format!("starting node {index}"))?;
         let mut events = std::mem::replace(&mut handle.events, tokio::sync::mpsc::channel(1).1);
         let accepted = self.accepted.clone();
         let events = tokio::spawn(async move {
@@ -307,17 +347,22 @@ impl Fleet {
             .filter(|(other, _)| *other != relay)
             .map(|(_, address)| address.clone())
             .collect();
+        let host = Host::new(&format!("sim-relay-{relay}"))?;
         let running = self
-            .start_node(NodeSpec {
-                index: relay,
-                role: Role::Relay,
-                segment: self.world.relay_segment(),
-                bootstrap,
-                attributes: None,
-                root: self.dir.clone(),
-                agent: None,
-            })
+            .start_node(
+                NodeSpec {
+                    index: relay,
+                    role: Role::Relay,
+                    segment: self.world.relay_segment(),
+                    bootstrap,
+                    attributes: None,
+                    root: self.dir.clone(),
+                    agent: None,
+                },
+                host.handle(),
+            )
             .await?;
+        self.hosts.push(host);
         self.relays[relay] = Some(running);
         Ok(())
     }
@@ -336,15 +381,18 @@ impl Fleet {
         write_tree(&root, &plan, self.scenario.action.tree_files, index)?;
         let (_, attributes) = self.agent_identity(agent)?;
         let running = self
-            .start_node(NodeSpec {
-                index,
-                role: Role::Agent,
-                segment: plan.segment,
-                bootstrap: self.relay_addresses.clone(),
-                attributes: Some(attributes),
-                root,
-                agent: Some(agent),
-            })
+            .start_node(
+                NodeSpec {
+                    index,
+                    role: Role::Agent,
+                    segment: plan.segment,
+                    bootstrap: self.relay_addresses.clone(),
+                    attributes: Some(attributes),
+                    root,
+                    agent: Some(agent),
+                },
+                None,
+            )
             .await?;
         self.agents[agent] = Some(running);
         Ok(())
@@ -468,6 +516,7 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
         left: BTreeMap::new(),
         left_status: BTreeMap::new(),
         accepted: Arc::default(),
+        hosts: Vec::new(),
     };
 
     // The fleet forms: relays, then agents in batches.
@@ -598,8 +647,12 @@ async fn launch_one(
     // place in the world is known; its store is per action.
     write_identity(&options.data_dir, scenario.seed, console_index)?;
     let key = fleet.investigator.clone();
-    let launch =
-        tokio::spawn(async move { mig_console::launch::launch(action, Some(&key), options).await });
+    let console_host = Host::new(&format!("sim-console-{number}"))?;
+    let launch = console_host
+        .handle()
+        .context("the console's host")?
+        .spawn(async move { mig_console::launch::launch(action, Some(&key), options).await });
+    fleet.hosts.push(console_host);
     let published =
         tokio::task::spawn_blocking(move || published_rx.recv_timeout(Duration::from_secs(120)))
             .await?

@@ -75,6 +75,8 @@ const MAX_OUTBOX: usize = 100_000;
 const PARCELS_PER_DELIVERY: usize = 128;
 /// Parcels accepted in one delivery; a bigger batch is refused whole.
 const MAX_PARCELS_RECEIVED: usize = 4 * PARCELS_PER_DELIVERY;
+/// Deliveries out to one hop at a time at most.
+const MAX_DELIVERIES_IN_FLIGHT: usize = 4;
 /// Parcels are kept this long after their action expired, for a console
 /// that comes back late.
 const PARCEL_GRACE_SECONDS: i64 = 86_400;
@@ -319,7 +321,10 @@ struct Mesh {
     topic: IdentTopic,
     paths: HashMap<ActionId, PeerId>,
     outbox: BTreeMap<u64, Pending>,
-    in_flight: HashMap<request_response::OutboundRequestId, Vec<u64>>,
+    /// Deliveries awaiting their ack: the hop and the parcels.
+    in_flight: HashMap<request_response::OutboundRequestId, (PeerId, Vec<u64>)>,
+    /// Deliveries awaiting their ack, per hop.
+    in_flight_per_hop: HashMap<PeerId, usize>,
     responses: HashMap<u64, request_response::ResponseChannel<DeliveryAck>>,
     sync_responses: HashMap<u64, request_response::ResponseChannel<sync::SyncResponse>>,
     next_token: u64,
@@ -624,6 +629,7 @@ pub async fn start_in(
         paths: HashMap::new(),
         outbox: BTreeMap::new(),
         in_flight: HashMap::new(),
+        in_flight_per_hop: HashMap::new(),
         responses: HashMap::new(),
         sync_responses: HashMap::new(),
         next_token: 0,
@@ -707,7 +713,10 @@ impl Mesh {
                 Some(command) = commands.recv() => self.on_command(command),
                 Some(work) = internal.recv() => self.on_internal(work),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = flush.tick() => self.flush_outbox(),
+                // Only while something waits: an idle node's timer would
+                // wake it ten times a second for nothing (a thousand idle
+                // nodes in the simulator: ten thousand wake-ups a second).
+                _ = flush.tick(), if !self.outbox.is_empty() => self.flush_outbox(),
                 _ = discovery.tick() => self.discover(),
                                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = redial.tick() => self.redial_bootstrap(),
@@ -1596,7 +1605,7 @@ impl Mesh {
                     },
                 ..
             } => {
-                if let Some(sequences) = self.in_flight.remove(&request_id) {
+                if let Some(sequences) = self.delivery_answered(request_id) {
                     if response.stored as usize == sequences.len() {
                         let store = self.store.clone();
                         let sender = self.internal_sender.clone();
@@ -1608,6 +1617,7 @@ impl Mesh {
                     } else {
                         self.retry_later(&sequences);
                     }
+                    self.flush_outbox();
                 }
             }
             request_response::Event::OutboundFailure {
@@ -1617,8 +1627,9 @@ impl Mesh {
                 ..
             } => {
                 tracing::debug!(%peer, %error, "report delivery failed; will retry");
-                if let Some(sequences) = self.in_flight.remove(&request_id) {
+                if let Some(sequences) = self.delivery_answered(request_id) {
                     self.retry_later(&sequences);
+                    self.flush_outbox();
                 }
             }
             _ => {}
@@ -1758,6 +1769,22 @@ impl Mesh {
         }
     }
 
+    /// A delivery came back (acked, refused or failed): its hop may take
+    /// the next batch, which holds whatever queued meanwhile.
+    fn delivery_answered(
+        &mut self,
+        request_id: request_response::OutboundRequestId,
+    ) -> Option<Vec<u64>> {
+        let (hop, sequences) = self.in_flight.remove(&request_id)?;
+        if let Some(count) = self.in_flight_per_hop.get_mut(&hop) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.in_flight_per_hop.remove(&hop);
+            }
+        }
+        Some(sequences)
+    }
+
     fn retry_later(&mut self, sequences: &[u64]) {
         for sequence in sequences {
             if let Some(pending) = self.outbox.get_mut(sequence) {
@@ -1880,7 +1907,14 @@ impl Mesh {
             }
         }
         for (hop, sequences) in batches {
-            for chunk in sequences.chunks(PARCELS_PER_DELIVERY) {
+            // A few deliveries per hop at a time: parcels that come while
+            // they are out wait and go together in the next batch, instead
+            // of one stream each (a hub passing on hundreds of reports ran
+            // into the connection's stream limit, and the failures' backoff
+            // held reports for seconds).
+            let busy = self.in_flight_per_hop.get(&hop).copied().unwrap_or(0);
+            let free = MAX_DELIVERIES_IN_FLIGHT.saturating_sub(busy);
+            for chunk in sequences.chunks(PARCELS_PER_DELIVERY).take(free) {
                 let parcels: Vec<Parcel> = chunk
                     .iter()
                     .filter_map(|sequence| self.outbox.get(sequence))
@@ -1905,7 +1939,8 @@ impl Mesh {
                         pending.in_flight = true;
                     }
                 }
-                self.in_flight.insert(request_id, chunk.to_vec());
+                self.in_flight.insert(request_id, (hop, chunk.to_vec()));
+                *self.in_flight_per_hop.entry(hop).or_default() += 1;
             }
         }
     }
