@@ -165,6 +165,8 @@ pub struct Traffic {
     /// Report parcels passed on towards a console.
     pub reports_forwarded_mean: f64,
     pub reports_forwarded_max: u64,
+    /// Report deliveries to a next hop that failed, all nodes together.
+    pub deliveries_failed: u64,
 }
 
 fn traffic(statuses: &[&Status]) -> Traffic {
@@ -186,6 +188,7 @@ fn traffic(statuses: &[&Status]) -> Traffic {
         received_max: max(|status| status.bytes_received),
         reports_forwarded_mean: sum(|status| status.reports_forwarded),
         reports_forwarded_max: max(|status| status.reports_forwarded),
+        deliveries_failed: statuses.iter().map(|status| status.deliveries_failed).sum(),
     }
 }
 
@@ -304,6 +307,13 @@ impl RunReport {
             format!(
                 "{:.1}, {}",
                 self.agent_traffic.reports_forwarded_mean, self.agent_traffic.reports_forwarded_max
+            ),
+        ]);
+        table.add_row([
+            "report deliveries failed (agents, relays)".to_owned(),
+            format!(
+                "{}, {}",
+                self.agent_traffic.deliveries_failed, self.relay_traffic.deliveries_failed
             ),
         ]);
         out.push_str(&table.to_string());

@@ -187,6 +187,8 @@ pub struct Status {
     /// Cancels received (and passed on).
     pub cancels_received: u64,
     pub reports_forwarded: u64,
+    /// Report deliveries to a next hop that failed (and were retried).
+    pub deliveries_failed: u64,
     /// Reports refused or dropped, by reason.
     pub reports_dropped: BTreeMap<String, u64>,
     pub outbox_length: usize,
@@ -1627,6 +1629,7 @@ impl Mesh {
                 ..
             } => {
                 tracing::debug!(%peer, %error, "report delivery failed; will retry");
+                self.status.deliveries_failed += 1;
                 if let Some(sequences) = self.delivery_answered(request_id) {
                     self.retry_later(&sequences);
                     self.flush_outbox();
