@@ -75,6 +75,46 @@ const MAX_OUTBOX: usize = 100_000;
 const PARCELS_PER_DELIVERY: usize = 128;
 /// Parcels accepted in one delivery; a bigger batch is refused whole.
 const MAX_PARCELS_RECEIVED: usize = 4 * PARCELS_PER_DELIVERY;
+/// gossipsub's message counters, summed over topics.
+#[derive(Debug, Default, PartialEq)]
+struct GossipCounts {
+    received: u64,
+    unique: u64,
+    sent: u64,
+}
+
+impl GossipCounts {
+    /// Reads them from the text exposition of gossipsub's registry (its
+    /// metrics are not otherwise readable).
+    fn read(registry: &prometheus_client::registry::Registry) -> Self {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
+            return Self::default();
+        }
+        Self::parse(&text)
+    }
+
+    fn parse(text: &str) -> Self {
+        let total = |name: &str| -> u64 {
+            text.lines()
+                .filter_map(|line| {
+                    let rest = line.strip_prefix(name)?;
+                    let rest = rest.strip_prefix("_total")?;
+                    if !(rest.starts_with('{') || rest.starts_with(' ')) {
+                        return None;
+                    }
+                    rest.rsplit(' ').next()?.parse::<f64>().ok()
+                })
+                .sum::<f64>() as u64
+        };
+        Self {
+            received: total("topic_msg_recv_counts_unfiltered"),
+            unique: total("topic_msg_recv_counts"),
+            sent: total("topic_msg_sent_counts"),
+        }
+    }
+}
+
 /// Deliveries out to one hop at a time at most.
 const MAX_DELIVERIES_IN_FLIGHT: usize = 4;
 /// Parcels are kept this long after their action expired, for a console
@@ -189,6 +229,12 @@ pub struct Status {
     pub reports_forwarded: u64,
     /// Report deliveries to a next hop that failed (and were retried).
     pub deliveries_failed: u64,
+    /// Gossip messages (actions, cancels) received, every copy counted.
+    pub gossip_received: u64,
+    /// Of those, copies of a message already seen (duplicates).
+    pub gossip_duplicates: u64,
+    /// Gossip messages sent (published or passed on), every copy counted.
+    pub gossip_sent: u64,
     /// Reports refused or dropped, by reason.
     pub reports_dropped: BTreeMap<String, u64>,
     pub outbox_length: usize,
@@ -334,6 +380,8 @@ struct Mesh {
     internal_sender: mpsc::Sender<Internal>,
     status: Status,
     traffic: Arc<traffic::Traffic>,
+    /// gossipsub's counters.
+    gossip_metrics: prometheus_client::registry::Registry,
     /// Actions running here, to stop them on a cancel.
     running: HashMap<ActionId, CancellationToken>,
     /// What earlier actions found here (`found('<id>')` targets).
@@ -366,7 +414,7 @@ fn build_swarm(
     role: Role,
     counters: Arc<traffic::Traffic>,
     custom_transport: Option<TransportFactory>,
-) -> Result<Swarm<Behaviour>, MeshError> {
+) -> Result<(Swarm<Behaviour>, prometheus_client::registry::Registry), MeshError> {
     use libp2p::core::muxing::StreamMuxerBox;
     use libp2p::core::transport::{Boxed, Transport, upgrade::Version};
     let psk = config.psk;
@@ -397,6 +445,9 @@ fn build_swarm(
                 .boxed(),
         })
     };
+    // gossipsub's own counters (every copy of a message received, and the
+    // first copies), read when someone asks for the status.
+    let mut gossip_metrics = prometheus_client::registry::Registry::default();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
         .with_other_transport(transport)
@@ -420,7 +471,8 @@ fn build_swarm(
             let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
-            )?;
+            )?
+            .with_metrics(&mut gossip_metrics, gossipsub::MetricsConfig::default());
             let topic_hash = IdentTopic::new(ACTIONS_TOPIC).hash();
             // Agents behind one NAT share an address; colocation is normal.
             let mut score = gossipsub::PeerScoreParams {
@@ -516,7 +568,7 @@ fn build_swarm(
             swarm_config.with_idle_connection_timeout(Duration::from_secs(120))
         })
         .build();
-    Ok(swarm)
+    Ok((swarm, gossip_metrics))
 }
 
 /// The peer an address names (its last part, `/p2p/<id>`), if it does.
@@ -558,7 +610,7 @@ pub async fn start_in(
     let store = Arc::new(Store::open(&config.data_dir)?);
     let remembered = Arc::new(std::sync::Mutex::new(outcomes::Outcomes::load(&store)));
     let counters = Arc::new(traffic::Traffic::default());
-    let mut swarm = build_swarm(
+    let (mut swarm, gossip_metrics) = build_swarm(
         &keypair,
         &config,
         role,
@@ -643,6 +695,7 @@ pub async fn start_in(
             ..Status::default()
         },
         traffic: counters,
+        gossip_metrics,
         reserved: std::collections::HashSet::new(),
         penalties: penalties::Penalties::default(),
         linked_since: HashMap::new(),
@@ -755,6 +808,10 @@ impl Mesh {
                     .count();
                 status.outbox_length = self.outbox.len();
                 status.bytes_sent = self.traffic.sent();
+                let counts = GossipCounts::read(&self.gossip_metrics);
+                status.gossip_received = counts.received;
+                status.gossip_duplicates = counts.received.saturating_sub(counts.unique);
+                status.gossip_sent = counts.sent;
                 let graylist = gossipsub::PeerScoreThresholds::default().graylist_threshold;
                 let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 status.graylisted_peers = connected
@@ -2137,5 +2194,27 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
         }),
         refusal,
         wire: data.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gossip_counts_read_the_text_exposition() {
+        let text = "# HELP topic_msg_recv_counts_unfiltered Number of gossip messages received.\n\
+                    # TYPE topic_msg_recv_counts_unfiltered counter\n\
+                    topic_msg_recv_counts_unfiltered_total{hash=\"mig-actions\"} 7\n\
+                    topic_msg_recv_counts_total{hash=\"mig-actions\"} 2\n\
+                    topic_msg_recv_counts_total{hash=\"other\"} 1\n\
+                    topic_msg_sent_counts_total{hash=\"mig-actions\"} 12\n\
+                    topic_msg_sent_bytes_total{hash=\"mig-actions\"} 9000\n";
+        assert_eq!(
+            super::GossipCounts::parse(text),
+            super::GossipCounts {
+                received: 7,
+                unique: 3,
+                sent: 12
+            }
+        );
     }
 }
