@@ -85,6 +85,19 @@ fn fifty_agents_in_two_segments_behind_one_relay_answer_when_targeted() {
         }));
     }
     assert!(report.relay_traffic.sent_mean > 0.0);
+    // Every agent got the action by gossip, some more than once; none
+    // failed to pass a report on.
+    assert!(
+        report.agent_traffic.gossip_received_mean >= 1.0,
+        "{:?}",
+        report.agent_traffic
+    );
+    assert!(
+        report.relay_traffic.gossip_sent_mean >= 1.0,
+        "{:?}",
+        report.relay_traffic
+    );
+    assert_eq!(report.agent_traffic.deliveries_failed, 0);
 }
 
 #[test]
