@@ -107,6 +107,53 @@ struct AgentLine<'a> {
     result: Option<&'a mig_proto::AgentResult>,
 }
 
+/// The agents `show` picks, in print order.
+fn picked(outcome: &LaunchOutcome, show: Show) -> Vec<&AgentOutcome> {
+    sorted(outcome)
+        .into_iter()
+        .filter(|agent| shown(agent, show))
+        .collect()
+}
+
+/// One row per printer line, with its module; an agent with no line gets
+/// one empty row, so every picked agent appears.
+fn rows(outcome: &LaunchOutcome, show: Show) -> Vec<(&AgentOutcome, String, String)> {
+    let mut rows = Vec::new();
+    for agent in picked(outcome, show) {
+        let lines = lines_of(outcome, agent, show);
+        if lines.is_empty() {
+            rows.push((agent, String::new(), String::new()));
+        }
+        rows.extend(
+            lines
+                .into_iter()
+                .map(|(module, line)| (agent, module, line)),
+        );
+    }
+    rows
+}
+
+/// Text from agents made safe for a terminal: control characters and
+/// bidirectional overrides (a hostile agent's file or host name could move
+/// the cursor, recolour or reorder what the investigator reads) are shown
+/// escaped. JSON escapes them itself; CSV keeps the bytes for scripts.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            safe.extend(c.escape_unicode());
+        } else {
+            safe.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(safe)
+}
+
 /// Writes `outcome` to `out` in `format`.
 pub fn render(
     outcome: &LaunchOutcome,
@@ -120,10 +167,7 @@ pub fn render(
             writeln!(out)
         }
         Format::Ndjson => {
-            for agent in sorted(outcome)
-                .into_iter()
-                .filter(|agent| shown(agent, show))
-            {
+            for agent in picked(outcome, show) {
                 let line = AgentLine {
                     agent: name_of(agent),
                     peer: &agent.peer,
@@ -145,26 +189,16 @@ pub fn render(
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(&mut *out);
             writer.write_record(["agent", "peer", "status", "found", "module", "line"])?;
-            for agent in sorted(outcome)
-                .into_iter()
-                .filter(|agent| shown(agent, show))
-            {
-                let status = agent_status(agent);
+            for (agent, module, line) in rows(outcome, show) {
                 let found = if found(agent) { "true" } else { "false" };
-                let lines = lines_of(outcome, agent, show);
-                if lines.is_empty() {
-                    writer.write_record([name_of(agent), &agent.peer, status, found, "", ""])?;
-                }
-                for (module, line) in lines {
-                    writer.write_record([
-                        name_of(agent),
-                        &agent.peer,
-                        status,
-                        found,
-                        &module,
-                        &line,
-                    ])?;
-                }
+                writer.write_record([
+                    name_of(agent),
+                    &agent.peer,
+                    agent_status(agent),
+                    found,
+                    &module,
+                    &line,
+                ])?;
             }
             writer.flush()
         }
@@ -174,30 +208,23 @@ pub fn render(
                 .load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Disabled)
                 .set_header(["agent", "status", "found", "module", "result"]);
-            for agent in sorted(outcome)
-                .into_iter()
-                .filter(|agent| shown(agent, show))
-            {
-                let status = agent_status(agent);
+            for (agent, module, line) in rows(outcome, show) {
                 let found = if found(agent) { "yes" } else { "no" };
-                let lines = lines_of(outcome, agent, show);
-                if lines.is_empty() {
-                    table.add_row([name_of(agent), status, found, "", ""]);
-                }
-                for (module, line) in lines {
-                    table.add_row([name_of(agent), status, found, &module, &line]);
-                }
+                table.add_row([
+                    &*printable(name_of(agent)),
+                    agent_status(agent),
+                    found,
+                    &module,
+                    &printable(&line),
+                ]);
             }
             writeln!(out, "{table}")?;
             write_summary(outcome, show, out)
         }
         Format::Text => {
-            for agent in sorted(outcome)
-                .into_iter()
-                .filter(|agent| shown(agent, show))
-            {
+            for agent in picked(outcome, show) {
                 for (_, line) in lines_of(outcome, agent, show) {
-                    writeln!(out, "{} {line}", name_of(agent))?;
+                    writeln!(out, "{} {}", printable(name_of(agent)), printable(&line))?;
                 }
             }
             write_summary(outcome, show, out)
@@ -230,9 +257,10 @@ fn write_summary(outcome: &LaunchOutcome, show: Show, out: &mut dyn Write) -> io
                 .as_ref()
                 .and_then(|result| result.reason.as_deref())
         });
+        let name = printable(name_of(agent));
         let entry = match reason {
-            Some(reason) => format!("{} ({reason})", name_of(agent)),
-            None => name_of(agent).to_owned(),
+            Some(reason) => format!("{name} ({})", printable(reason)),
+            None => name.into_owned(),
         };
         by_status.entry(status).or_default().push(entry);
     }
@@ -240,7 +268,8 @@ fn write_summary(outcome: &LaunchOutcome, show: Show, out: &mut dyn Write) -> io
         writeln!(out, "{status}: {}", names.join(", "))?;
     }
     if !outcome.unheard.is_empty() {
-        writeln!(out, "never heard from: {}", outcome.unheard.join(", "))?;
+        let names: Vec<_> = outcome.unheard.iter().map(|name| printable(name)).collect();
+        writeln!(out, "never heard from: {}", names.join(", "))?;
     }
     Ok(())
 }
@@ -383,6 +412,24 @@ pub(crate) mod tests {
         golden("all.csv", Format::Csv, Show::All);
         golden("all.ndjson", Format::Ndjson, Show::All);
         golden("outcome.json", Format::Json, Show::Found);
+    }
+
+    #[test]
+    fn what_agents_send_cannot_drive_the_terminal() {
+        let mut outcome = sample();
+        outcome.agents[1].attributes.name = "web-1\u{1b}[2J\u{202e}".into();
+        let mut out = Vec::new();
+        render(&outcome, Format::Text, Show::Found, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert!(
+            text.contains("web-1\\u{1b}[2J\\u{202e} /usr/bin/kworkerd"),
+            "{text}"
+        );
+        assert_eq!(printable("plain /usr/bin/ls"), "plain /usr/bin/ls");
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn dashboard(entries: &[RosterEntry], now: i64) -> String {
     );
     let list = |map: &BTreeMap<String, usize>| {
         map.iter()
-            .map(|(key, count)| format!("{count} {key}"))
+            .map(|(key, count)| format!("{count} {}", crate::render::printable(key)))
             .collect::<Vec<_>>()
             .join(", ")
     };

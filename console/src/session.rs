@@ -640,13 +640,15 @@ impl Session {
                     .set_header(["name", "os", "version", "tags", "last seen", "peer"]);
                 for entry in &selected {
                     let attributes = &entry.attributes;
+                    // Every field but the time came from the agent.
+                    let safe = |text: &str| render::printable(text).into_owned();
                     table.add_row([
-                        attributes.name.clone(),
-                        attributes.os.clone(),
-                        attributes.version.clone(),
-                        tags_text(&attributes.tags),
+                        safe(&attributes.name),
+                        safe(&attributes.os),
+                        safe(&attributes.version),
+                        safe(&tags_text(&attributes.tags)),
                         ago(now - entry.last_seen),
-                        entry.peer.clone(),
+                        safe(&entry.peer),
                     ]);
                 }
                 writeln!(self.out, "{table}")?;
@@ -794,9 +796,9 @@ pub fn resolve_action_id(settings: &Settings, text: &str) -> anyhow::Result<Acti
     }
     let store = mig_node::store::Store::open(&settings.data_dir)?;
     let matching: Vec<String> = store
-        .sent_all()?
+        .sent_ids()?
         .into_iter()
-        .map(|(id, _)| hex::encode(id))
+        .map(hex::encode)
         .filter(|id| id.starts_with(&text))
         .collect();
     match matching.as_slice() {

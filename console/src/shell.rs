@@ -473,11 +473,13 @@ impl std::io::Write for SharedBuffer {
 }
 
 fn refresh(known: &Arc<Mutex<Known>>, settings: &Settings, building: bool) {
-    let ids = session::history_entries(settings, 200)
-        .map(|entries| {
-            entries
-                .into_iter()
-                .map(|entry| entry.id[..12].to_owned())
+    // After every line: the ids only, not the history's counters.
+    let ids = mig_node::store::Store::open(&settings.data_dir)
+        .and_then(|store| store.sent_ids())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.get(..6))
+                .map(hex::encode)
                 .collect()
         })
         .unwrap_or_default();

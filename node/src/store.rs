@@ -204,6 +204,19 @@ impl Store {
             .map(|value| value.value().to_owned()))
     }
 
+    /// The ids of every action this console sent (the actions stay on
+    /// disk).
+    pub fn sent_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let table = transaction.open_table(SENT).map_err(operation)?;
+        let mut ids = Vec::new();
+        for entry in table.iter().map_err(operation)? {
+            let (key, _) = entry.map_err(operation)?;
+            ids.push(key.value().to_vec());
+        }
+        Ok(ids)
+    }
+
     /// Every action this console sent: (id, the signed action as JSON).
     pub fn sent_all(&self) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
         let transaction = self.database.begin_read().map_err(operation)?;
