@@ -273,6 +273,37 @@ pub fn node_status(data_dir: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
+/// Agents `host-NAME` for each of `names`, each looking at a small tree
+/// in `dir/root-NAME` (with the real /proc linked in, for netstat) and
+/// keeping its data in `dir/agent-NAME`; the one named `planted` holds a
+/// planted `/usr/bin/kworkerd`. Returns once all are in the gossip mesh.
+pub fn start_hosts(
+    dir: &Path,
+    relay: &str,
+    trust: &Path,
+    names: &[&str],
+    planted: &str,
+    extra: &[&str],
+) -> Vec<Running> {
+    let mut agents = Vec::new();
+    let mut data_dirs = Vec::new();
+    for name in names {
+        let root = dir.join(format!("root-{name}"));
+        host_tree(&root, (*name == planted).then_some(&b"planted"[..]));
+        std::os::unix::fs::symlink("/proc", root.join("proc")).expect("tree");
+        let data_dir = dir.join(format!("agent-{name}"));
+        let agent_name = format!("host-{name}");
+        let mut arguments = vec!["--name", agent_name.as_str()];
+        arguments.extend_from_slice(extra);
+        agents.push(start_agent(
+            &data_dir, LOOPBACK, relay, trust, &root, &arguments,
+        ));
+        data_dirs.push(data_dir);
+    }
+    wait_for_mesh(&data_dirs);
+    agents
+}
+
 /// Waits until every agent (by data directory) is in the gossip mesh.
 pub fn wait_for_mesh(data_dirs: &[PathBuf]) {
     let started = std::time::Instant::now();

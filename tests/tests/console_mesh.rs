@@ -10,9 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mig_tests::{
-    Investigator, LOOPBACK, Running, binary, host_tree, start_agent, start_relay, wait_for_mesh,
-};
+use mig_tests::{Investigator, LOOPBACK, binary, start_hosts, start_relay};
 
 struct Console {
     home: PathBuf,
@@ -105,33 +103,14 @@ fn the_console_commands_against_a_real_mesh() {
         &alice.public,
         &["--trust", &trust(&bob), "--acl", acl.to_str().unwrap()],
     );
-    let mut nodes: Vec<Running> = vec![relay_process];
-    let mut agent_dirs = Vec::new();
-    for (index, name) in ["a", "b", "c"].iter().enumerate() {
-        let root = dir.join(format!("root-{name}"));
-        host_tree(&root, (index == 1).then_some(&b"planted"[..]));
-        // netstat reads /proc under the root: the real one, shared.
-        std::os::unix::fs::symlink("/proc", root.join("proc")).unwrap();
-        let data_dir = dir.join(format!("agent-{name}"));
-        let agent_name = format!("host-{name}");
-        nodes.push(start_agent(
-            &data_dir,
-            LOOPBACK,
-            &relay,
-            &alice.public,
-            &root,
-            &[
-                "--name",
-                &agent_name,
-                "--trust",
-                &trust(&bob),
-                "--acl",
-                acl.to_str().unwrap(),
-            ],
-        ));
-        agent_dirs.push(data_dir);
-    }
-    wait_for_mesh(&agent_dirs);
+    let mut agents = start_hosts(
+        dir,
+        &relay,
+        &alice.public,
+        &["a", "b", "c"],
+        "b",
+        &["--trust", &trust(&bob), "--acl", acl.to_str().unwrap()],
+    );
     let alice_console = console(
         dir,
         "alice",
@@ -273,9 +252,10 @@ fn the_console_commands_against_a_real_mesh() {
     );
 
     // An agent the roster expects stays away: named, and exit 1.
-    drop(nodes.pop());
+    drop(agents.pop());
     let missing = alice_console.run(&["agentinfo", "--timeout", "8s", "--format", "json"]);
     assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
     assert_eq!(json(&missing)["unheard"], serde_json::json!(["host-c"]));
-    drop(nodes);
+    drop(agents);
+    drop(relay_process);
 }

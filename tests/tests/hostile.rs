@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use mig_keys::SecretKey;
 use mig_proto::{Action, SignedAction, Timestamp};
 use mig_tests::{
-    Investigator, LOOPBACK, Running, binary, host_tree, node_status, run_console,
-    seed_example_with, start_agent, start_relay,
+    Investigator, LOOPBACK, Running, binary, node_status, run_console, seed_example_with,
+    start_hosts, start_relay,
 };
 
 fn action(target: &str, valid_from: i64, expire_after: i64, nonce: &str) -> Action {
@@ -371,19 +371,14 @@ fn small_mesh(dir: &std::path::Path, investigator: &Investigator) -> (Vec<Runnin
     let (relay_process, relay) =
         start_relay(&dir.join("relay"), LOOPBACK, &investigator.public, &[]);
     let mut nodes = vec![relay_process];
-    for name in ["a", "b"] {
-        let root = dir.join(format!("root-{name}"));
-        host_tree(&root, None);
-        nodes.push(start_agent(
-            &dir.join(format!("agent-{name}")),
-            LOOPBACK,
-            &relay,
-            &investigator.public,
-            &root,
-            &[],
-        ));
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    nodes.extend(start_hosts(
+        dir,
+        &relay,
+        &investigator.public,
+        &["a", "b"],
+        "",
+        &[],
+    ));
     (nodes, relay)
 }
 

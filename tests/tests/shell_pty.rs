@@ -9,9 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use mig_tests::{
-    Investigator, LOOPBACK, binary, host_tree, start_agent, start_relay, wait_for_mesh,
-};
+use mig_tests::{Investigator, LOOPBACK, binary, start_hosts, start_relay};
 use rexpect::session::{PtySession, spawn_command};
 
 const PROMPT: &str = "mig> ";
@@ -39,23 +37,14 @@ fn the_shell_completes_launches_detaches_and_builds_actions() {
         &investigator.public,
         &[],
     );
-    let mut nodes = vec![relay_process];
-    let mut agent_dirs = Vec::new();
-    for (index, name) in ["a", "b", "c"].iter().enumerate() {
-        let root = dir.path().join(format!("root-{name}"));
-        host_tree(&root, (index == 1).then_some(&b"planted"[..]));
-        let data_dir = dir.path().join(format!("agent-{name}"));
-        nodes.push(start_agent(
-            &data_dir,
-            LOOPBACK,
-            &relay,
-            &investigator.public,
-            &root,
-            &["--name", &format!("host-{name}")],
-        ));
-        agent_dirs.push(data_dir);
-    }
-    wait_for_mesh(&agent_dirs);
+    let agents = start_hosts(
+        dir.path(),
+        &relay,
+        &investigator.public,
+        &["a", "b", "c"],
+        "b",
+        &[],
+    );
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let config = dir.path().join("console.toml");
@@ -149,5 +138,6 @@ fn the_shell_completes_launches_detaches_and_builds_actions() {
     p.send_control('u').unwrap();
     p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
-    drop(nodes);
+    drop(agents);
+    drop(relay_process);
 }
