@@ -264,9 +264,8 @@ impl Session {
             Command::Agents { target, cached } => self.agents(&settings, target.as_deref(), cached),
             Command::History { limit } => self.history(&settings, limit),
             Command::Show { action_id } => self.show(&settings, &action_id),
-            Command::Demo { .. } | Command::Shell => {
-                bail!("`{}` is not available here", command_name(&command))
-            }
+            Command::Demo { .. } => bail!("`demo` is not available here"),
+            Command::Shell => bail!("`shell` is not available here"),
             _ => unreachable!("module commands return above"),
         }
     }
@@ -315,7 +314,8 @@ impl Session {
             return Ok(0);
         }
         mig_node::modules::check_operations(&action.operations)?;
-        Target::parse(&action.target).map_err(|error| anyhow::anyhow!("the target: {error}"))?;
+        let target = Target::parse(&action.target)
+            .map_err(|error| anyhow::anyhow!("the target: {error}"))?;
         if flags.sign_only {
             return self.sign_only(action, flags, settings);
         }
@@ -327,12 +327,13 @@ impl Session {
         };
 
         // What the roster expects.
-        let target = Target::parse(&action.target)?;
         let now = unix_now();
-        let roster = Roster::open(&settings.data_dir).map(|roster| roster.all());
-        let known = match roster {
-            Ok(Ok(entries)) => entries,
-            _ => Vec::new(),
+        let known = match Roster::open(&settings.data_dir).and_then(|roster| roster.all()) {
+            Ok(entries) => entries,
+            Err(error) => {
+                eprintln!("warning: {error}; launching without an expected count");
+                Vec::new()
+            }
         };
         let expected: Vec<(String, String)> =
             roster::select(&known, &target, now - roster::FRESH_SECONDS)
@@ -728,14 +729,6 @@ impl Session {
         )?;
         writeln!(self.out, "\n{}", action.to_json_pretty())?;
         Ok(0)
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Demo { .. } => "demo",
-        Command::Shell => "shell",
-        _ => "this command",
     }
 }
 
