@@ -212,7 +212,7 @@ impl Session {
         };
         if let Some((launch, operation)) = command.operation() {
             let launch = launch.clone();
-            let action = new_action(&launch, operation);
+            let action = new_action(launch.name.clone(), vec![operation]);
             return self.launch(action, &launch, &settings, false);
         }
         match command {
@@ -578,11 +578,11 @@ impl Session {
                 ..LaunchFlags::default()
             };
             let action = new_action(
-                &flags,
-                Operation {
+                flags.name.clone(),
+                vec![Operation {
                     module: "agentinfo".into(),
                     parameters: serde_json::json!({}),
-                },
+                }],
             );
             let quiet = Settings {
                 yes: true,
@@ -732,17 +732,21 @@ impl Session {
     }
 }
 
-/// A new, unsigned action with one operation.
-pub fn new_action(flags: &LaunchFlags, operation: Operation) -> Action {
+/// A new, unsigned action, with no target yet; named after its first
+/// module unless given a name.
+pub fn new_action(name: Option<String>, operations: Vec<Operation>) -> Action {
+    let name = name.unwrap_or_else(|| {
+        operations
+            .first()
+            .map(|operation| format!("{} query", operation.module))
+            .unwrap_or_default()
+    });
     Action {
-        name: flags
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{} query", operation.module)),
+        name,
         description: Default::default(),
         target: String::new(),
         threat: Default::default(),
-        operations: vec![operation],
+        operations,
         syntaxversion: mig_proto::action::SYNTAX_VERSION,
         validfrom: None,
         expireafter: None,

@@ -235,19 +235,9 @@ fn run_line(
                 bail!("create what? `create action`");
             }
             *builder = Some(Builder {
-                action: session::new_action(
-                    &LaunchFlags::default(),
-                    mig_proto::Operation {
-                        module: String::new(),
-                        parameters: serde_json::json!({}),
-                    },
-                ),
+                action: session::new_action(Some(String::new()), Vec::new()),
                 expire: 300,
             });
-            if let Some(building) = builder {
-                building.action.operations.clear();
-                building.action.name.clear();
-            }
             println!(
                 "building an action: addoperation, setname, settarget, settimes, details, json, sign, launch (done leaves)"
             );
