@@ -359,7 +359,7 @@ async fn collect(
                 let _ = to_history.send((*report).clone()).await;
                 agents.record(*report, &mut last_ack, started);
             }
-            Ok(Some(MeshEvent::Listening(_) | MeshEvent::Accepted(_))) => {}
+            Ok(Some(MeshEvent::Listening(_) | MeshEvent::Accepted { .. })) => {}
             Ok(None) => break,
             Err(_) if Instant::now() >= give_up => break,
             Err(_) => {}

@@ -371,7 +371,7 @@ fn run_node(flags: &NodeFlags, role: Role) -> anyhow::Result<ExitCode> {
                         candidates.push(address);
                         deadline.get_or_insert(tokio::time::Instant::now() + Duration::from_millis(300));
                     }
-                    Some(MeshEvent::Report(_) | MeshEvent::Accepted(_)) => {}
+                    Some(MeshEvent::Report(_) | MeshEvent::Accepted { .. }) => {}
                     None => break,
                 },
                 () = tokio::time::sleep(wait), if deadline.is_some() && !printed => {

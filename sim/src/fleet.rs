@@ -323,11 +323,14 @@ impl Fleet {
         let accepted = self.accepted.clone();
         let events = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if let (MeshEvent::Accepted(action), Some(agent)) = (event, agent) {
-                    let now = Instant::now();
-                    if let Ok(mut accepted) = accepted.lock() {
-                        accepted.entry((action, agent)).or_insert(now);
-                    }
+                // The node's own instant: this task may read the event
+                // late when the machine is busy.
+                if let (MeshEvent::Accepted { action, at }, Some(agent)) = (event, agent)
+                    && let Ok(mut accepted) = accepted.lock()
+                {
+                    accepted
+                        .entry((action, agent))
+                        .or_insert(Instant::from_std(at));
                 }
             }
         });

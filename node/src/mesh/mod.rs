@@ -167,8 +167,13 @@ pub enum MeshEvent {
     /// A report addressed to this node (consoles), signature checked.
     Report(Box<Report>),
     /// This node accepted (verified, journalled) an action and passes it
-    /// on; dropped when the owner does not keep up.
-    Accepted(ActionId),
+    /// on, at `at`: the owner may read the event much later on a busy
+    /// machine (the simulator), and measures reach from this instant.
+    /// Dropped when the owner does not keep up.
+    Accepted {
+        action: ActionId,
+        at: std::time::Instant,
+    },
 }
 
 /// How a node is embedded: the defaults are a real host (TCP, attributes
@@ -1457,7 +1462,10 @@ impl Mesh {
         source: PeerId,
         resumed: bool,
     ) {
-        let _ = self.events.try_send(MeshEvent::Accepted(action.id));
+        let _ = self.events.try_send(MeshEvent::Accepted {
+            action: action.id,
+            at: std::time::Instant::now(),
+        });
         let Some(runtime) = self.runtime.clone() else {
             tracing::info!(action = %action.id, name = %action.action.name, from = %source, bytes = wire.len(), "forwarding an action");
             return;
