@@ -43,6 +43,20 @@ const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
 /// Entries buffered before they are written in one transaction.
 const WRITE_BATCH: usize = 4096;
 
+/// What the transaction that stores reports does to the action journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Journal {
+    /// Nothing (reports passed on for other agents).
+    Unchanged,
+    /// The action is about to run: its record (wire message, previous hop).
+    Started { id: Vec<u8>, record: Vec<u8> },
+    /// Its run is over; with what it found, remembered until a Unix time.
+    Ended {
+        id: Vec<u8>,
+        outcome: Option<(bool, i64)>,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {message}")]
@@ -339,45 +353,39 @@ impl Store {
     /// Records that an action is about to run (the wire message, so it can
     /// be verified and run again after a crash, and the previous hop).
     pub fn run_started(&self, id: &[u8], record: &[u8]) -> Result<(), StoreError> {
-        let transaction = self.database.begin_write().map_err(operation)?;
-        transaction
-            .open_table(RUNS)
-            .map_err(operation)?
-            .insert(id, record)
-            .map_err(operation)?;
-        transaction.commit().map_err(operation)
+        self.outbox_put(
+            &[],
+            Journal::Started {
+                id: id.to_vec(),
+                record: record.to_vec(),
+            },
+        )
+        .map(drop)
     }
 
-    /// Records that an action's result is safely in the outbox, and what
-    /// the run found (remembered until `until`, Unix seconds), in one
-    /// transaction.
+    /// Ends a run, remembering what it found (until `until`, Unix seconds).
     pub fn run_finished(&self, id: &[u8], found: bool, until: i64) -> Result<(), StoreError> {
-        self.end_run(id, Some((found, until)))
-    }
-
-    fn end_run(&self, id: &[u8], outcome: Option<(bool, i64)>) -> Result<(), StoreError> {
-        let transaction = self.database.begin_write().map_err(operation)?;
-        transaction
-            .open_table(RUNS)
-            .map_err(operation)?
-            .remove(id)
-            .map_err(operation)?;
-        if let Some((found, until)) = outcome {
-            let mut value = until.to_be_bytes().to_vec();
-            value.push(u8::from(found));
-            transaction
-                .open_table(OUTCOMES)
-                .map_err(operation)?
-                .insert(id, value.as_slice())
-                .map_err(operation)?;
-        }
-        transaction.commit().map_err(operation)
+        self.outbox_put(
+            &[],
+            Journal::Ended {
+                id: id.to_vec(),
+                outcome: Some((found, until)),
+            },
+        )
+        .map(drop)
     }
 
     /// Forgets a run without an outcome (it could not run, or did not
     /// finish: `found(...)` and `notfound(...)` say nothing about it).
     pub fn forget_run(&self, id: &[u8]) -> Result<(), StoreError> {
-        self.end_run(id, None)
+        self.outbox_put(
+            &[],
+            Journal::Ended {
+                id: id.to_vec(),
+                outcome: None,
+            },
+        )
+        .map(drop)
     }
 
     /// What this agent found in each action it remembers running.
@@ -404,11 +412,18 @@ impl Store {
         Ok(runs)
     }
 
-    /// Stores parcels durably; returns their sequence numbers.
-    pub fn outbox_put(&self, parcels: &[Vec<u8>]) -> Result<Vec<u64>, StoreError> {
+    /// Stores parcels durably, and changes the journal in the same
+    /// transaction (so what an agent owes its console and what it knows it
+    /// ran never disagree after a crash, and a step costs one commit);
+    /// returns the parcels' sequence numbers.
+    pub fn outbox_put(
+        &self,
+        parcels: &[Vec<u8>],
+        journal: Journal,
+    ) -> Result<Vec<u64>, StoreError> {
         let transaction = self.database.begin_write().map_err(operation)?;
         let mut sequences = Vec::with_capacity(parcels.len());
-        {
+        if !parcels.is_empty() {
             let mut table = transaction.open_table(OUTBOX).map_err(operation)?;
             let first = table
                 .last()
@@ -419,6 +434,32 @@ impl Store {
                     .insert(sequence, parcel.as_slice())
                     .map_err(operation)?;
                 sequences.push(sequence);
+            }
+        }
+        match journal {
+            Journal::Unchanged => {}
+            Journal::Started { id, record } => {
+                transaction
+                    .open_table(RUNS)
+                    .map_err(operation)?
+                    .insert(id.as_slice(), record.as_slice())
+                    .map_err(operation)?;
+            }
+            Journal::Ended { id, outcome } => {
+                transaction
+                    .open_table(RUNS)
+                    .map_err(operation)?
+                    .remove(id.as_slice())
+                    .map_err(operation)?;
+                if let Some((found, until)) = outcome {
+                    let mut value = until.to_be_bytes().to_vec();
+                    value.push(u8::from(found));
+                    transaction
+                        .open_table(OUTCOMES)
+                        .map_err(operation)?
+                        .insert(id.as_slice(), value.as_slice())
+                        .map_err(operation)?;
+                }
             }
         }
         transaction.commit().map_err(operation)?;
@@ -564,16 +605,55 @@ mod tests {
     }
 
     #[test]
+    fn reports_and_the_journal_change_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let started = Journal::Started {
+            id: b"a1".to_vec(),
+            record: b"record".to_vec(),
+        };
+        assert_eq!(
+            store.outbox_put(&[b"ack".to_vec()], started).unwrap(),
+            vec![0]
+        );
+        assert_eq!(
+            store.interrupted_runs().unwrap(),
+            vec![(b"a1".to_vec(), b"record".to_vec())]
+        );
+        let ended = Journal::Ended {
+            id: b"a1".to_vec(),
+            outcome: Some((true, 2000)),
+        };
+        assert_eq!(
+            store.outbox_put(&[b"result".to_vec()], ended).unwrap(),
+            vec![1]
+        );
+        assert!(store.interrupted_runs().unwrap().is_empty());
+        assert_eq!(store.outcomes().unwrap(), vec![(b"a1".to_vec(), true)]);
+        assert_eq!(
+            store.outbox_all().unwrap(),
+            vec![(0, b"ack".to_vec()), (1, b"result".to_vec())]
+        );
+    }
+
+    #[test]
     fn the_outbox_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let sequences = store.outbox_put(&[b"p1".to_vec(), b"p2".to_vec()]).unwrap();
+            let sequences = store
+                .outbox_put(&[b"p1".to_vec(), b"p2".to_vec()], Journal::Unchanged)
+                .unwrap();
             store.outbox_remove(&sequences[..1]).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.outbox_all().unwrap(), vec![(1, b"p2".to_vec())]);
-        assert_eq!(store.outbox_put(&[b"p3".to_vec()]).unwrap(), vec![2]);
+        assert_eq!(
+            store
+                .outbox_put(&[b"p3".to_vec()], Journal::Unchanged)
+                .unwrap(),
+            vec![2]
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ use self::reports::{Delivery, DeliveryAck, Parcel, Report, ReportBody};
 use self::screening::{Known, Screened};
 use crate::config::NodeConfig;
 use crate::runtime::{Runtime, RuntimeConfig, now_timestamp};
-use crate::store::Store;
+use crate::store::{Journal, Store};
 
 /// The one gossipsub topic actions flood on.
 pub const ACTIONS_TOPIC: &str = "mig/actions/1";
@@ -1443,11 +1443,12 @@ impl Mesh {
                     );
                     let store = self.store.clone();
                     let sender = self.internal_sender.clone();
+                    let journal = Journal::Ended {
+                        id: id.clone(),
+                        outcome: None,
+                    };
                     tokio::spawn(async move {
-                        if enqueue(&store, &sender, parcel.into_iter().collect()).await {
-                            let _ =
-                                tokio::task::spawn_blocking(move || store.forget_run(&id)).await;
-                        }
+                        enqueue(&store, &sender, parcel.into_iter().collect(), journal).await;
                     });
                 }
             }
@@ -1529,25 +1530,35 @@ impl Mesh {
             &mut record,
         );
         tokio::spawn(async move {
-            if !resumed {
-                let first = match &refusal {
-                    Some(reason) => parcel(ReportBody::Rejected {
-                        reason: reason.clone(),
-                    }),
-                    None => parcel(ReportBody::Ack),
-                };
-                enqueue(&store, &sender, first.into_iter().collect()).await;
-            }
-            if refusal.is_some() {
-                return;
-            }
-            // Journalled before it runs, so a crash is noticed at restart.
-            let journal = store.clone();
             let id = action.id;
-            let started =
-                tokio::task::spawn_blocking(move || journal.run_started(&id.0, &record)).await;
-            if !matches!(started, Ok(Ok(()))) {
-                tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
+            match (&refusal, resumed) {
+                (Some(reason), _) => {
+                    let refused = parcel(ReportBody::Rejected {
+                        reason: reason.clone(),
+                    });
+                    enqueue(
+                        &store,
+                        &sender,
+                        refused.into_iter().collect(),
+                        Journal::Unchanged,
+                    )
+                    .await;
+                    return;
+                }
+                // The journal entry is still there from before the restart.
+                (None, true) => {}
+                // Journalled (with the ack, in one commit) before it runs, so
+                // a crash is noticed at restart.
+                (None, false) => {
+                    let started = Journal::Started {
+                        id: id.0.to_vec(),
+                        record,
+                    };
+                    let ack = parcel(ReportBody::Ack).into_iter().collect();
+                    if !enqueue(&store, &sender, ack, started).await {
+                        tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
+                    }
+                }
             }
             let finished = stop.clone();
             let result = runtime.run_action(action.id, &action.action, stop).await;
@@ -1561,22 +1572,14 @@ impl Mesh {
             // Only a run that finished says what this agent found.
             let finished_found =
                 (result.status == mig_proto::AgentStatus::Success).then(|| result.found_anything());
-            let stored = enqueue(
-                &store,
-                &sender,
-                parcel(ReportBody::Result(Box::new(result)))
-                    .into_iter()
-                    .collect(),
-            )
-            .await;
-            if stored {
-                let until = expire_after.saturating_add(outcomes::RETENTION_SECONDS);
-                let _ = tokio::task::spawn_blocking(move || match finished_found {
-                    Some(found) => store.run_finished(&id.0, found, until),
-                    None => store.forget_run(&id.0),
-                })
-                .await;
-            }
+            let until = expire_after.saturating_add(outcomes::RETENTION_SECONDS);
+            // The result and the end of the run in one commit.
+            let ended = Journal::Ended {
+                id: id.0.to_vec(),
+                outcome: finished_found.map(|found| (found, until)),
+            };
+            let result = parcel(ReportBody::Result(Box::new(result)));
+            enqueue(&store, &sender, result.into_iter().collect(), ended).await;
             if let Some(found) = finished_found {
                 outcomes::lock(&remembered).record(id, found);
             }
@@ -1645,8 +1648,8 @@ impl Mesh {
                     };
                     let forwarded = screened.others.len() as u64;
                     // Stored (or, for our own, handed over) before it is acknowledged.
-                    let stored =
-                        !screened.refuse && enqueue(&store, &sender, screened.others).await;
+                    let stored = !screened.refuse
+                        && enqueue(&store, &sender, screened.others, Journal::Unchanged).await;
                     let _ = sender
                         .send(Internal::Stored {
                             token,
@@ -2014,14 +2017,16 @@ impl Mesh {
     }
 }
 
-/// Stores parcels in the outbox, then hands them to the swarm task. True
-/// once they are durable.
+/// Stores parcels in the outbox (with the journal change that goes with
+/// them, in one commit), then hands them to the swarm task. True once
+/// they are durable.
 async fn enqueue(
     store: &Arc<Store>,
     sender: &mpsc::Sender<Internal>,
     parcels: Vec<Parcel>,
+    journal: Journal,
 ) -> bool {
-    if parcels.is_empty() {
+    if parcels.is_empty() && journal == Journal::Unchanged {
         return true;
     }
     let store = store.clone();
@@ -2035,7 +2040,7 @@ async fn enqueue(
             })
             .collect();
         store
-            .outbox_put(&encoded)
+            .outbox_put(&encoded, journal)
             .map(|sequences| sequences.into_iter().zip(parcels).collect::<Vec<_>>())
     })
     .await;
