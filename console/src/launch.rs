@@ -522,6 +522,7 @@ fn console_config(options: &LaunchOptions) -> NodeConfig {
         psk: options.psk,
         max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
         max_concurrent_actions: 1,
+        peer_timeout: mig_node::config::DEFAULT_PEER_TIMEOUT,
         external_addresses: Vec::new(),
         mdns: options.mdns,
         name: None,

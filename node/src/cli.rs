@@ -80,6 +80,10 @@ struct NodeFlags {
     /// The name this agent reports (default: the host name).
     #[arg(long)]
     name: Option<String>,
+    /// Close a connection whose peer does not answer a ping in this long
+    /// (and ping that often), e.g. 30s.
+    #[arg(long)]
+    peer_timeout: Option<String>,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -108,6 +112,7 @@ impl NodeFlags {
             external_addresses: self.external_address.clone(),
             mdns: self.mdns.then_some(true),
             name: self.name.clone(),
+            peer_timeout: self.peer_timeout.clone(),
         };
         Ok(NodeConfig::from_file(base.overlay(flags))?)
     }

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use libp2p::Multiaddr;
 use mig_proto::time::parse_duration_seconds;
@@ -70,6 +71,9 @@ pub struct ConfigFile {
     /// The name this agent reports (default: the host name); for hosts
     /// whose host name says nothing, such as containers.
     pub name: Option<String>,
+    /// How long a connected peer may stay silent to a ping before its
+    /// connection is closed (and pinged that often), e.g. `30s`.
+    pub peer_timeout: Option<String>,
 }
 
 impl ConfigFile {
@@ -101,7 +105,8 @@ impl ConfigFile {
             max_validity,
             max_concurrent_actions,
             mdns,
-            name
+            name,
+            peer_timeout
         );
         macro_rules! replace {
             ($($field:ident),*) => { $( if !other.$field.is_empty() { self.$field = other.$field; } )* };
@@ -129,7 +134,15 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Overrides the host name in the agent's attributes.
     pub name: Option<String>,
+    /// Ping interval and timeout: a peer that does not answer in time is
+    /// taken for gone (a host that lost power or a cut link closes no
+    /// connection) and its connection closed, so gossip and reports route
+    /// around it.
+    pub peer_timeout: Duration,
 }
+
+/// Dead connections are closed within two of these.
+pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn multiaddrs(key: &'static str, values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
     values
@@ -225,6 +238,17 @@ impl NodeConfig {
             }
             None => mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
         };
+        let peer_timeout = match &file.peer_timeout {
+            Some(text) => {
+                let seconds = parse_duration_seconds(text)
+                    .map_err(|error| key_error("peer_timeout", error))?;
+                if !(1..=600).contains(&seconds) {
+                    return Err(key_error("peer_timeout", "must be 1s to 10m"));
+                }
+                Duration::from_secs(seconds.unsigned_abs())
+            }
+            None => DEFAULT_PEER_TIMEOUT,
+        };
         let max_concurrent_actions = file.max_concurrent_actions.unwrap_or(4);
         if max_concurrent_actions == 0 || max_concurrent_actions > 64 {
             return Err(key_error("max_concurrent_actions", "must be 1 to 64"));
@@ -256,6 +280,7 @@ impl NodeConfig {
                 }
                 name => name,
             },
+            peer_timeout,
         })
     }
 }
@@ -314,6 +339,20 @@ mod tests {
                     ..base()
                 },
                 "max_concurrent_actions",
+            ),
+            (
+                ConfigFile {
+                    peer_timeout: Some("0s".into()),
+                    ..base()
+                },
+                "peer_timeout",
+            ),
+            (
+                ConfigFile {
+                    peer_timeout: Some("a while".into()),
+                    ..base()
+                },
+                "peer_timeout",
             ),
         ];
         for (file, key) in cases {

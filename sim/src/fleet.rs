@@ -241,6 +241,7 @@ fn node_config(
         psk: None,
         max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
         max_concurrent_actions: 2,
+        peer_timeout: mig_node::config::DEFAULT_PEER_TIMEOUT,
         external_addresses: vec![listen],
         mdns: false,
         name: None,
@@ -429,9 +430,19 @@ impl Fleet {
             let mut total = 0;
             let mut links = Vec::new();
             let mut opened = 0;
-            for running in self.agents.iter().flatten() {
+            // All at once: one at a time, each answer waits for its node's
+            // turn on a busy machine, and a round over ten thousand nodes
+            // took minutes.
+            let answers = futures::future::join_all(
+                self.agents
+                    .iter()
+                    .flatten()
+                    .map(|running| running.handle.links()),
+            )
+            .await;
+            for answer in answers {
                 total += 1;
-                if let Some(status) = running.handle.status().await {
+                if let Some(status) = answer {
                     links.push(status.connected_peers);
                     opened += status.connections_opened;
                     ready += usize::from(status.mesh_peers >= wanted);
@@ -570,14 +581,17 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
     }
 
     // Final figures from every node still up.
-    let mut agent_status = Vec::new();
-    for (agent, running) in fleet.agents.iter_mut().enumerate() {
-        if let Some(running) = running.take()
-            && let Some(status) = running.stop().await
-        {
-            agent_status.push((agent, status));
-        }
-    }
+    let stopping = fleet
+        .agents
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(agent, running)| running.take().map(|running| (agent, running)))
+        .map(|(agent, running)| async move { running.stop().await.map(|status| (agent, status)) });
+    let mut agent_status: Vec<(usize, Status)> = futures::future::join_all(stopping)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     agent_status.extend(std::mem::take(&mut fleet.left_status));
     let mut relay_status = Vec::new();
     for running in fleet.relays.iter_mut() {

@@ -222,6 +222,8 @@ pub struct Status {
     pub connected_peers: usize,
     /// Connections opened since the node started (churn shows here).
     pub connections_opened: u64,
+    /// Connections closed because the peer stopped answering pings.
+    pub connections_dead: u64,
     pub mesh_peers: usize,
     pub actions_accepted: u64,
     pub actions_ignored: u64,
@@ -262,6 +264,18 @@ enum Command {
     SubscribedPeers {
         reply: oneshot::Sender<usize>,
     },
+    Links {
+        reply: oneshot::Sender<Links>,
+    },
+}
+
+/// A node's links, cheaper to ask for than its [`Status`] (which reads
+/// the gossip counters): what the simulator polls while a fleet forms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Links {
+    pub connected_peers: usize,
+    pub mesh_peers: usize,
+    pub connections_opened: u64,
 }
 
 /// A running node.
@@ -302,6 +316,12 @@ impl NodeHandle {
             return 0;
         }
         answer.await.unwrap_or(0)
+    }
+
+    pub async fn links(&self) -> Option<Links> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Links { reply }).await.ok()?;
+        answer.await.ok()
     }
 }
 
@@ -423,6 +443,7 @@ fn build_swarm(
     use libp2p::core::muxing::StreamMuxerBox;
     use libp2p::core::transport::{Boxed, Transport, upgrade::Version};
     let psk = config.psk;
+    let peer_timeout = config.peer_timeout;
     let transport_error = |error: &dyn std::fmt::Display| MeshError::Transport(error.to_string());
     type BoxedError = Box<dyn std::error::Error + Send + Sync>;
     let transport = |key: &Keypair| -> Result<Boxed<(PeerId, StreamMuxerBox)>, BoxedError> {
@@ -561,7 +582,11 @@ fn build_swarm(
                 sync,
                 identify,
                 kad: Toggle::from(kad),
-                ping: ping::Behaviour::default(),
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(peer_timeout)
+                        .with_timeout(peer_timeout),
+                ),
                 relay: Toggle::from(relay),
                 limits: libp2p::connection_limits::Behaviour::new(limits),
                 mdns: Toggle::from(mdns),
@@ -847,6 +872,18 @@ impl Mesh {
                     .count();
                 let _ = reply.send(count);
             }
+            Command::Links { reply } => {
+                let _ = reply.send(Links {
+                    connected_peers: self.swarm.connected_peers().count(),
+                    mesh_peers: self
+                        .swarm
+                        .behaviour()
+                        .gossipsub
+                        .mesh_peers(&self.topic.hash())
+                        .count(),
+                    connections_opened: self.status.connections_opened,
+                });
+            }
         }
     }
 
@@ -933,6 +970,20 @@ impl Mesh {
                 && !self.swarm.is_connected(&peer) =>
             {
                 let _ = self.swarm.dial(peer);
+            }
+            // libp2p leaves the policy to us. A peer that lost power or
+            // sits behind a cut link closes nothing; without this its
+            // connection would hold gossip and report paths until TCP gave
+            // up, many minutes later. A peer without ping is not one of
+            // ours, and is left to the idle timeout.
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(failure),
+            })) if !matches!(failure, ping::Failure::Unsupported) => {
+                tracing::info!(%peer, %failure, "closing a connection whose peer stopped answering");
+                self.status.connections_dead += 1;
+                self.swarm.close_connection(connection);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Reports(event)) => self.on_reports_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),

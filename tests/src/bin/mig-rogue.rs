@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             psk: None,
             max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
             max_concurrent_actions: 1,
+            peer_timeout: mig_node::config::DEFAULT_PEER_TIMEOUT,
             external_addresses: Vec::new(),
             mdns: false,
             name: None,
