@@ -267,6 +267,30 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// CPU time this process has used (user and system), from /proc, whose
+/// ticks are USER_HZ (100 a second on Linux).
+pub fn cpu_time() -> Duration {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // The command name (field 2) may hold spaces; count after it.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some(Duration::from_millis((user + system) * 10))
+        })
+        .unwrap_or_default()
+}
+
+/// CPU used between two readings as a number of cores kept busy.
+fn cores(cpu_before: Duration, wall_before: Instant) -> f64 {
+    let wall = wall_before.elapsed().as_secs_f64();
+    if wall <= 0.0 {
+        return 0.0;
+    }
+    cpu_time().saturating_sub(cpu_before).as_secs_f64() / wall
+}
+
 /// Where the run keeps its nodes' stores and trees: memory-backed when
 /// the machine has /dev/shm.
 fn work_dir() -> anyhow::Result<tempfile::TempDir> {
@@ -552,7 +576,11 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
         "mesh formed in {:.1} s; links per agent mean {links_mean:.1}, max {links_max}",
         formation.as_secs_f64()
     ));
+    // What the formed fleet costs doing nothing: heartbeats, pings,
+    // timers. It is the floor every action's work competes with.
+    let (idle_cpu, idle_from) = (cpu_time(), Instant::now());
     tokio::time::sleep(Duration::from_secs_f64(scenario.settle_s.max(0.0))).await;
+    let idle_cores = cores(idle_cpu, idle_from);
     if let Some(partition) = &scenario.partition
         && partition.at_s <= 0.0
         && let Some(segment) = names.iter().position(|name| *name == partition.segment)
@@ -562,6 +590,7 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
 
     let mut actions = Vec::new();
     let mut first_publish: Option<Instant> = None;
+    let (busy_cpu, busy_from) = (cpu_time(), Instant::now());
     for number in 0..scenario.action.count {
         let report = launch_one(
             &mut fleet,
@@ -580,6 +609,7 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
         actions.push(report);
     }
 
+    let action_cores = cores(busy_cpu, busy_from);
     // Final figures from every node still up.
     let stopping = fleet
         .agents
@@ -605,6 +635,8 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
         formation,
         memory_per_node: formed_rss.saturating_sub(baseline_rss) as f64 / nodes_at_peak as f64,
         resident_after_formation: formed_rss,
+        idle_cores,
+        action_cores,
         actions,
         agent_status,
         relay_status,

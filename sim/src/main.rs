@@ -242,6 +242,7 @@ fn sweep_table(reports: &[RunReport]) -> String {
         "MiB/node",
         "KiB/agent sent",
         "KiB/relay sent",
+        "CPU idle / action",
         "wall",
     ]);
     for (number, report) in reports.iter().enumerate() {
@@ -261,6 +262,7 @@ fn sweep_table(reports: &[RunReport]) -> String {
             ),
             format!("{:.1}", report.agent_traffic.sent_mean / 1024.0),
             format!("{:.1}", report.relay_traffic.sent_mean / 1024.0),
+            format!("{:.2} / {:.2}", report.idle_cores, report.action_cores),
             format!("{:.0} s", report.wall_s),
         ]);
     }

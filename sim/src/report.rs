@@ -217,6 +217,13 @@ pub struct RunReport {
     /// per node (relays and the console included).
     pub memory_per_node_bytes: f64,
     pub resident_after_formation_bytes: u64,
+    /// The machine's cores.
+    pub cores: usize,
+    /// Cores this process kept busy while the formed fleet sat idle (the
+    /// settle period), and from the first publish until the last action
+    /// was collected.
+    pub idle_cores: f64,
+    pub action_cores: f64,
     pub actions: Vec<ActionReport>,
     /// Per agent, over the whole run.
     pub agent_traffic: Traffic,
@@ -229,6 +236,8 @@ pub struct Inputs {
     pub formation: Duration,
     pub memory_per_node: f64,
     pub resident_after_formation: u64,
+    pub idle_cores: f64,
+    pub action_cores: f64,
     pub actions: Vec<ActionReport>,
     pub agent_status: Vec<(usize, Status)>,
     pub relay_status: Vec<Status>,
@@ -258,6 +267,9 @@ pub fn assemble(inputs: Inputs) -> RunReport {
         wall_s: inputs.wall.as_secs_f64(),
         memory_per_node_bytes: inputs.memory_per_node,
         resident_after_formation_bytes: inputs.resident_after_formation,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        idle_cores: inputs.idle_cores,
+        action_cores: inputs.action_cores,
         actions: inputs.actions,
         agent_traffic: traffic(&agents),
         relay_traffic: traffic(&relays),
@@ -295,6 +307,13 @@ impl RunReport {
         table.add_row([
             "memory per node".to_owned(),
             format!("{:.2} MiB", self.memory_per_node_bytes / 1_048_576.0),
+        ]);
+        table.add_row([
+            "CPU idle (settle) / during the actions".to_owned(),
+            format!(
+                "{:.2} / {:.2} of {} cores",
+                self.idle_cores, self.action_cores, self.cores
+            ),
         ]);
         table.add_row([
             "agent bytes sent / received (mean, max)".to_owned(),

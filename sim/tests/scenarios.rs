@@ -98,6 +98,14 @@ fn fifty_agents_in_two_segments_behind_one_relay_answer_when_targeted() {
         report.relay_traffic
     );
     assert_eq!(report.agent_traffic.deliveries_failed, 0);
+    // Running fifty nodes costs CPU, and no more than the machine has.
+    assert!(
+        report.action_cores > 0.0 && report.action_cores <= report.cores as f64 + 0.5,
+        "{} of {} cores",
+        report.action_cores,
+        report.cores
+    );
+    assert!(report.idle_cores <= report.cores as f64 + 0.5);
 }
 
 #[test]
