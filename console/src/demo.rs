@@ -13,6 +13,7 @@
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -27,18 +28,69 @@ pub const NODE_COMMAND: &str = "node";
 /// How long the mesh may take to form before the demo gives up.
 const FORMATION_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Children killed when the demo ends, however it ends.
-struct Processes(Vec<Child>);
+/// Children killed when the demo ends, however it ends: returning,
+/// failing, or (see `clean_up_on_termination`) a SIGTERM or SIGHUP.
+#[derive(Clone, Default)]
+struct Processes(Arc<Mutex<Vec<Child>>>);
 
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
+impl Processes {
+    fn push(&self, child: Child) {
+        if let Ok(mut children) = self.0.lock() {
+            children.push(child);
+        }
+    }
+
+    fn stop_all(&self) {
+        let Ok(mut children) = self.0.lock() else {
+            return;
+        };
+        for child in children.iter_mut() {
             let _ = child.kill();
         }
-        for child in &mut self.0 {
+        for mut child in children.drain(..) {
             let _ = child.wait();
         }
     }
+}
+
+/// Stops the processes when the demo's `run` returns, however it returns.
+struct StopOnReturn(Processes);
+
+impl Drop for StopOnReturn {
+    fn drop(&mut self) {
+        self.0.stop_all();
+    }
+}
+
+/// A demo told to stop by a signal (the terminal closed, `kill`) stops
+/// its relay and agents and removes its directory before it goes, as it
+/// does when it ends by itself. Ctrl-C is left to the launch (cancel or
+/// detach) and the shell (a new line).
+fn clean_up_on_termination(processes: Processes, directory: PathBuf) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut terminate, mut hangup) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::hangup())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("demo-signals".into())
+        .spawn(move || {
+            let number = runtime.block_on(async {
+                tokio::select! {
+                    _ = terminate.recv() => 15,
+                    _ = hangup.recv() => 1,
+                }
+            });
+            processes.stop_all();
+            let _ = std::fs::remove_dir_all(&directory);
+            std::process::exit(128 + number);
+        })?;
+    Ok(())
 }
 
 /// The planted files: (path in the agent's tree, contents). Real 2014
@@ -127,11 +179,7 @@ fn ioc_action() -> anyhow::Result<String> {
 }
 
 /// Runs `mig node ...` (this binary) and reads its first line.
-fn start_relay(
-    directory: &Path,
-    trust: &Path,
-    processes: &mut Processes,
-) -> anyhow::Result<String> {
+fn start_relay(directory: &Path, trust: &Path, processes: &Processes) -> anyhow::Result<String> {
     let mut child = Command::new(std::env::current_exe()?)
         .args([
             NODE_COMMAND,
@@ -149,7 +197,7 @@ fn start_relay(
         .spawn()
         .context("starting the relay")?;
     let stdout = child.stdout.take().context("the relay's output")?;
-    processes.0.push(child);
+    processes.push(child);
     let (tell, address) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -214,8 +262,10 @@ pub fn run(base: GlobalFlags, agents: u16, no_shell: bool) -> anyhow::Result<u8>
     let public =
         mig_keys::write_key_files(&key, &key_path, None, mig_keys::KdfCost::default(), false)?;
 
-    let mut processes = Processes(Vec::new());
-    let relay = start_relay(dir, &public, &mut processes)?;
+    let processes = Processes::default();
+    let _stop = StopOnReturn(processes.clone());
+    clean_up_on_termination(processes.clone(), dir.to_owned())?;
+    let relay = start_relay(dir, &public, &processes)?;
     eprintln!("relay    {relay}");
     let mut data_dirs = Vec::new();
     for agent in 1..=agents {
@@ -245,7 +295,7 @@ pub fn run(base: GlobalFlags, agents: u16, no_shell: bool) -> anyhow::Result<u8>
             .stderr(log_file(dir, &name)?)
             .spawn()
             .with_context(|| format!("starting agent {name}"))?;
-        processes.0.push(child);
+        processes.push(child);
         data_dirs.push(data_dir);
     }
     let planted: Vec<String> = (1..=agents)

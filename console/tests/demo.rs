@@ -48,3 +48,59 @@ fn the_demo_finds_the_planted_files_and_nothing_else() {
         "{stderr}"
     );
 }
+
+/// The processes whose command line mentions `text`.
+fn processes_mentioning(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmdline).contains(text)
+        {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_demo_told_to_stop_takes_its_agents_and_files_with_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let home = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_mig"))
+        .args(["demo", "--agents", "3"])
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stderr.take().unwrap()).lines();
+    // "mig demo: a relay and 3 agents on this machine, in DIR"
+    let first = lines.next().unwrap().unwrap();
+    let directory = first.rsplit_once(", in ").unwrap().1.to_owned();
+    // Stopped while its agents run, before the script ends.
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("agents ") {
+            break;
+        }
+    }
+    assert!(!processes_mentioning(&directory).is_empty());
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = demo.wait().unwrap();
+    assert_eq!(exited.code(), Some(128 + 15), "{exited:?}");
+    assert!(
+        !std::path::Path::new(&directory).exists(),
+        "{directory} is still there"
+    );
+    assert!(
+        processes_mentioning(&directory).is_empty(),
+        "still running: {:?}",
+        processes_mentioning(&directory)
+    );
+}
