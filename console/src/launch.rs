@@ -300,6 +300,20 @@ pub async fn launch(
     ))
 }
 
+/// How long the mesh must stay quiet after the last ack, which came
+/// `last_ack_after` the publish. Without a count of agents to expect (a
+/// first census, an empty roster), a fleet whose acks are still coming
+/// seconds in is slow or large, and a fixed moment of quiet would end the
+/// census before its slowest agents speak: half the time the acks have
+/// taken so far, at least the usual moment.
+fn quiet_period(last_ack_after: Duration, expected_known: bool) -> Duration {
+    if expected_known {
+        QUIET_AFTER_LAST_ACK
+    } else {
+        QUIET_AFTER_LAST_ACK.max(last_ack_after / 2)
+    }
+}
+
 /// Collects reports for `action_id` until every agent that acked has
 /// answered and the mesh has been quiet a moment (and `collect_for` has
 /// passed), or the timeout or the action's expiry. Every report is kept in
@@ -327,7 +341,11 @@ async fn collect(
             progress.send_replace(agents.summary.clone());
         }
         let all_answered = agents.all_answered();
-        let quiet_until = (last_ack + QUIET_AFTER_LAST_ACK).max(started + options.collect_for);
+        let quiet = quiet_period(
+            last_ack.saturating_duration_since(started),
+            options.expect_answers.is_some(),
+        );
+        let quiet_until = (last_ack + quiet).max(started + options.collect_for);
         let enough = options
             .expect_answers
             .is_none_or(|expected| agents.answered >= expected);
@@ -665,6 +683,17 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_census_of_an_unknown_fleet_waits_longer_when_acks_come_late() {
+        let second = Duration::from_secs(1);
+        // Quick answers: the usual moment of quiet.
+        assert_eq!(quiet_period(second / 2, false), QUIET_AFTER_LAST_ACK);
+        // Acks still coming 10 s in: 5 s of quiet before concluding.
+        assert_eq!(quiet_period(10 * second, false), 5 * second);
+        // With a count to expect, the count decides, not the quiet.
+        assert_eq!(quiet_period(10 * second, true), QUIET_AFTER_LAST_ACK);
+    }
 
     fn report(agent: &str, body: ReportBody) -> Report {
         Report {
