@@ -167,6 +167,9 @@ pub struct Traffic {
     pub reports_forwarded_max: u64,
     /// Report deliveries to a next hop that failed, all nodes together.
     pub deliveries_failed: u64,
+    /// Connections closed because the peer missed a ping (on a saturated
+    /// machine, a peer too busy to answer in `peer_timeout` looks dead).
+    pub connections_dead: u64,
     /// Gossip messages received (every copy) and sent.
     pub gossip_received_mean: f64,
     pub gossip_received_max: u64,
@@ -197,6 +200,7 @@ fn traffic(statuses: &[&Status]) -> Traffic {
         reports_forwarded_mean: sum(|status| status.reports_forwarded),
         reports_forwarded_max: max(|status| status.reports_forwarded),
         deliveries_failed: statuses.iter().map(|status| status.deliveries_failed).sum(),
+        connections_dead: statuses.iter().map(|status| status.connections_dead).sum(),
         gossip_received_mean: sum(|status| status.gossip_received),
         gossip_received_max: max(|status| status.gossip_received),
         gossip_sent_mean: sum(|status| status.gossip_sent),
@@ -366,6 +370,13 @@ impl RunReport {
             format!(
                 "{}, {}",
                 self.agent_traffic.deliveries_failed, self.relay_traffic.deliveries_failed
+            ),
+        ]);
+        table.add_row([
+            "connections closed as dead (agents, relays)".to_owned(),
+            format!(
+                "{}, {}",
+                self.agent_traffic.connections_dead, self.relay_traffic.connections_dead
             ),
         ]);
         out.push_str(&table.to_string());

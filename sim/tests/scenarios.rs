@@ -98,6 +98,9 @@ fn fifty_agents_in_two_segments_behind_one_relay_answer_when_targeted() {
         report.relay_traffic
     );
     assert_eq!(report.agent_traffic.deliveries_failed, 0);
+    // Nobody is frozen or cut off here: no connection looks dead.
+    assert_eq!(report.agent_traffic.connections_dead, 0);
+    assert_eq!(report.relay_traffic.connections_dead, 0);
     // Running fifty nodes costs CPU, and no more than the machine has.
     assert!(
         report.action_cores > 0.0 && report.action_cores <= report.cores as f64 + 0.5,
