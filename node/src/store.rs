@@ -1,8 +1,9 @@
 //! The agent's embedded store (`redb`, one file in the data directory).
 //!
-//! Today it holds the file-hash cache; the action journal, replay set and
-//! results outbox join it with the mesh. redb calls block, so callers run
-//! them on module or blocking threads, never on an async task.
+//! It holds the file-hash cache, the actions seen (replays refused), the
+//! journal of runs and what they found, cancels, the reports outbox, and a
+//! console's history. redb calls block, so callers run them on module or
+//! blocking threads, never on an async task.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -48,13 +49,33 @@ const WRITE_BATCH: usize = 4096;
 pub enum Journal {
     /// Nothing (reports passed on for other agents).
     Unchanged,
-    /// The action is about to run: its record (wire message, previous hop).
+    /// The action is about to run: its record (wire message, previous hop),
+    /// so it is verified and run again after a crash.
     Started { id: Vec<u8>, record: Vec<u8> },
-    /// Its run is over; with what it found, remembered until a Unix time.
+    /// Its run is over; with what it found, remembered until a Unix time
+    /// (`None`: it could not run or did not finish, so `found(...)` and
+    /// `notfound(...)` say nothing about it).
     Ended {
         id: Vec<u8>,
         outcome: Option<(bool, i64)>,
     },
+}
+
+#[cfg(test)]
+impl Journal {
+    pub fn started(id: &[u8], record: &[u8]) -> Self {
+        Self::Started {
+            id: id.to_vec(),
+            record: record.to_vec(),
+        }
+    }
+
+    pub fn ended(id: &[u8], outcome: Option<(bool, i64)>) -> Self {
+        Self::Ended {
+            id: id.to_vec(),
+            outcome,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -350,42 +371,9 @@ impl Store {
         Ok(wires)
     }
 
-    /// Records that an action is about to run (the wire message, so it can
-    /// be verified and run again after a crash, and the previous hop).
-    pub fn run_started(&self, id: &[u8], record: &[u8]) -> Result<(), StoreError> {
-        self.outbox_put(
-            &[],
-            Journal::Started {
-                id: id.to_vec(),
-                record: record.to_vec(),
-            },
-        )
-        .map(drop)
-    }
-
-    /// Ends a run, remembering what it found (until `until`, Unix seconds).
-    pub fn run_finished(&self, id: &[u8], found: bool, until: i64) -> Result<(), StoreError> {
-        self.outbox_put(
-            &[],
-            Journal::Ended {
-                id: id.to_vec(),
-                outcome: Some((found, until)),
-            },
-        )
-        .map(drop)
-    }
-
-    /// Forgets a run without an outcome (it could not run, or did not
-    /// finish: `found(...)` and `notfound(...)` say nothing about it).
-    pub fn forget_run(&self, id: &[u8]) -> Result<(), StoreError> {
-        self.outbox_put(
-            &[],
-            Journal::Ended {
-                id: id.to_vec(),
-                outcome: None,
-            },
-        )
-        .map(drop)
+    /// Changes the journal alone (a run that cannot resume is forgotten).
+    pub fn journal(&self, change: Journal) -> Result<(), StoreError> {
+        self.outbox_put(&[], change).map(drop)
     }
 
     /// What this agent found in each action it remembers running.
@@ -585,11 +573,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.run_started(b"a1", b"record1").unwrap();
-            store.run_started(b"a2", b"record2").unwrap();
-            store.run_finished(b"a1", true, 2000).unwrap();
-            store.run_started(b"a3", b"record3").unwrap();
-            store.forget_run(b"a3").unwrap();
+            for (id, record) in [
+                (b"a1", b"record1"),
+                (b"a2", b"record2"),
+                (b"a3", b"record3"),
+            ] {
+                store.journal(Journal::started(id, record)).unwrap();
+            }
+            store
+                .journal(Journal::ended(b"a1", Some((true, 2000))))
+                .unwrap();
+            store.journal(Journal::ended(b"a3", None)).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
@@ -608,10 +602,7 @@ mod tests {
     fn reports_and_the_journal_change_together() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let started = Journal::Started {
-            id: b"a1".to_vec(),
-            record: b"record".to_vec(),
-        };
+        let started = Journal::started(b"a1", b"record");
         assert_eq!(
             store.outbox_put(&[b"ack".to_vec()], started).unwrap(),
             vec![0]
@@ -620,10 +611,7 @@ mod tests {
             store.interrupted_runs().unwrap(),
             vec![(b"a1".to_vec(), b"record".to_vec())]
         );
-        let ended = Journal::Ended {
-            id: b"a1".to_vec(),
-            outcome: Some((true, 2000)),
-        };
+        let ended = Journal::ended(b"a1", Some((true, 2000)));
         assert_eq!(
             store.outbox_put(&[b"result".to_vec()], ended).unwrap(),
             vec![1]

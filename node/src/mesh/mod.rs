@@ -1438,11 +1438,13 @@ impl Mesh {
             }
         };
         for (id, record) in runs {
-            let Ok(record) = ciborium::de::from_reader::<RunRecord, _>(record.as_slice()) else {
-                let _ = self.store.forget_run(&id);
-                continue;
-            };
-            let Ok(previous) = PeerId::from_bytes(&record.previous) else {
+            // An entry that does not read back can never resume: forgotten,
+            // not retried at every start.
+            let readable = ciborium::de::from_reader::<RunRecord, _>(record.as_slice())
+                .ok()
+                .and_then(|record| Some((PeerId::from_bytes(&record.previous).ok()?, record)));
+            let Some((previous, record)) = readable else {
+                let _ = self.store.journal(Journal::Ended { id, outcome: None });
                 continue;
             };
             let cancelled = self.store.is_cancelled(&id).unwrap_or(false);

@@ -74,9 +74,14 @@ mod tests {
     fn outcomes_come_back_from_the_store_and_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
-        store.run_started(&[1; 32], b"r").unwrap();
-        store.run_finished(&[1; 32], true, i64::MAX).unwrap();
-        store.run_finished(&[2; 32], false, i64::MAX).unwrap();
+        use crate::store::Journal;
+        store.journal(Journal::started(&[1; 32], b"r")).unwrap();
+        store
+            .journal(Journal::ended(&[1; 32], Some((true, i64::MAX))))
+            .unwrap();
+        store
+            .journal(Journal::ended(&[2; 32], Some((false, i64::MAX))))
+            .unwrap();
         let outcomes = Outcomes::load(&store);
         assert_eq!(outcomes.outcome_of(&ActionId([1; 32])), Some(true));
         assert_eq!(outcomes.outcome_of(&ActionId([2; 32])), Some(false));
