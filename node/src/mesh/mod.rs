@@ -16,6 +16,7 @@
 //! verification, modules) runs off the swarm task.
 
 pub mod codec;
+mod gossip_counts;
 mod outcomes;
 mod penalties;
 pub mod reports;
@@ -46,6 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use self::codec::MessageCodec;
+use self::gossip_counts::GossipCounts;
 use self::reports::{Delivery, DeliveryAck, Parcel, Report, ReportBody};
 use self::screening::{Known, Screened};
 use crate::config::NodeConfig;
@@ -75,46 +77,6 @@ const MAX_OUTBOX: usize = 100_000;
 const PARCELS_PER_DELIVERY: usize = 128;
 /// Parcels accepted in one delivery; a bigger batch is refused whole.
 const MAX_PARCELS_RECEIVED: usize = 4 * PARCELS_PER_DELIVERY;
-/// gossipsub's message counters, summed over topics.
-#[derive(Debug, Default, PartialEq)]
-struct GossipCounts {
-    received: u64,
-    unique: u64,
-    sent: u64,
-}
-
-impl GossipCounts {
-    /// Reads them from the text exposition of gossipsub's registry (its
-    /// metrics are not otherwise readable).
-    fn read(registry: &prometheus_client::registry::Registry) -> Self {
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
-            return Self::default();
-        }
-        Self::parse(&text)
-    }
-
-    fn parse(text: &str) -> Self {
-        let total = |name: &str| -> u64 {
-            text.lines()
-                .filter_map(|line| {
-                    let rest = line.strip_prefix(name)?;
-                    let rest = rest.strip_prefix("_total")?;
-                    if !(rest.starts_with('{') || rest.starts_with(' ')) {
-                        return None;
-                    }
-                    rest.rsplit(' ').next()?.parse::<f64>().ok()
-                })
-                .sum::<f64>() as u64
-        };
-        Self {
-            received: total("topic_msg_recv_counts_unfiltered"),
-            unique: total("topic_msg_recv_counts"),
-            sent: total("topic_msg_sent_counts"),
-        }
-    }
-}
-
 /// Deliveries out to one hop at a time at most.
 const MAX_DELIVERIES_IN_FLIGHT: usize = 4;
 /// Parcels are kept this long after their action expired, for a console
@@ -829,13 +791,9 @@ impl Mesh {
             }
             Command::Status { reply } => {
                 let mut status = self.status.clone();
-                status.connected_peers = self.swarm.connected_peers().count();
-                status.mesh_peers = self
-                    .swarm
-                    .behaviour()
-                    .gossipsub
-                    .mesh_peers(&self.topic.hash())
-                    .count();
+                let links = self.links();
+                status.connected_peers = links.connected_peers;
+                status.mesh_peers = links.mesh_peers;
                 status.outbox_length = self.outbox.len();
                 status.bytes_sent = self.traffic.sent();
                 let counts = GossipCounts::read(&self.gossip_metrics);
@@ -873,17 +831,21 @@ impl Mesh {
                 let _ = reply.send(count);
             }
             Command::Links { reply } => {
-                let _ = reply.send(Links {
-                    connected_peers: self.swarm.connected_peers().count(),
-                    mesh_peers: self
-                        .swarm
-                        .behaviour()
-                        .gossipsub
-                        .mesh_peers(&self.topic.hash())
-                        .count(),
-                    connections_opened: self.status.connections_opened,
-                });
+                let _ = reply.send(self.links());
             }
+        }
+    }
+
+    fn links(&self) -> Links {
+        Links {
+            connected_peers: self.swarm.connected_peers().count(),
+            mesh_peers: self
+                .swarm
+                .behaviour()
+                .gossipsub
+                .mesh_peers(&self.topic.hash())
+                .count(),
+            connections_opened: self.status.connections_opened,
         }
     }
 
@@ -2260,27 +2222,5 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
         }),
         refusal,
         wire: data.to_vec(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn gossip_counts_read_the_text_exposition() {
-        let text = "# HELP topic_msg_recv_counts_unfiltered Number of gossip messages received.\n\
-                    # TYPE topic_msg_recv_counts_unfiltered counter\n\
-                    topic_msg_recv_counts_unfiltered_total{hash=\"mig-actions\"} 7\n\
-                    topic_msg_recv_counts_total{hash=\"mig-actions\"} 2\n\
-                    topic_msg_recv_counts_total{hash=\"other\"} 1\n\
-                    topic_msg_sent_counts_total{hash=\"mig-actions\"} 12\n\
-                    topic_msg_sent_bytes_total{hash=\"mig-actions\"} 9000\n";
-        assert_eq!(
-            super::GossipCounts::parse(text),
-            super::GossipCounts {
-                received: 7,
-                unique: 3,
-                sent: 12
-            }
-        );
     }
 }
