@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,16 +34,26 @@ const FORMATION_TIMEOUT: Duration = Duration::from_secs(60);
 struct Processes(Arc<Mutex<Vec<Child>>>);
 
 impl Processes {
-    fn push(&self, child: Child) {
-        if let Ok(mut children) = self.0.lock() {
-            children.push(child);
-        }
+    /// A poisoned lock still holds every child to stop.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Child>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts `command` holding the lock, so a signal's `stop_all` either
+    /// runs before it (and the process exits) or sees the child: no child
+    /// outlives the demo. Returns the child's standard output, if piped.
+    fn spawn(&self, command: &mut Command) -> std::io::Result<Option<ChildStdout>> {
+        let mut children = self.lock();
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take();
+        children.push(child);
+        Ok(stdout)
     }
 
     fn stop_all(&self) {
-        let Ok(mut children) = self.0.lock() else {
-            return;
-        };
+        let mut children = self.lock();
         for child in children.iter_mut() {
             let _ = child.kill();
         }
@@ -180,7 +190,8 @@ fn ioc_action() -> anyhow::Result<String> {
 
 /// Runs `mig node ...` (this binary) and reads its first line.
 fn start_relay(directory: &Path, trust: &Path, processes: &Processes) -> anyhow::Result<String> {
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args([
             NODE_COMMAND,
             "relay",
@@ -193,11 +204,11 @@ fn start_relay(directory: &Path, trust: &Path, processes: &Processes) -> anyhow:
         .arg(directory.join("relay"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log_file(directory, "relay")?)
-        .spawn()
-        .context("starting the relay")?;
-    let stdout = child.stdout.take().context("the relay's output")?;
-    processes.push(child);
+        .stderr(log_file(directory, "relay")?);
+    let stdout = processes
+        .spawn(&mut command)
+        .context("starting the relay")?
+        .context("the relay's output")?;
     let (tell, address) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -274,7 +285,8 @@ pub fn run(base: GlobalFlags, agents: u16, no_shell: bool) -> anyhow::Result<u8>
         write_tree(&root, agent, agents)?;
         let data_dir = dir.join("agents").join(&name);
         let team = ["web", "db", "build"][agent % 3];
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .args([
                 NODE_COMMAND,
                 "agent",
@@ -292,10 +304,10 @@ pub fn run(base: GlobalFlags, agents: u16, no_shell: bool) -> anyhow::Result<u8>
             .args(["--name", &name, "--tag", &format!("team={team}")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log_file(dir, &name)?)
-            .spawn()
+            .stderr(log_file(dir, &name)?);
+        processes
+            .spawn(&mut command)
             .with_context(|| format!("starting agent {name}"))?;
-        processes.push(child);
         data_dirs.push(data_dir);
     }
     let planted: Vec<String> = (1..=agents)
