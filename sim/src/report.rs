@@ -182,9 +182,9 @@ pub struct Traffic {
 
 fn traffic(statuses: &[&Status]) -> Traffic {
     let count = statuses.len().max(1) as f64;
-    let sum = |field: fn(&Status) -> u64| {
-        statuses.iter().map(|status| field(status)).sum::<u64>() as f64 / count
-    };
+    let total =
+        |field: fn(&Status) -> u64| statuses.iter().map(|status| field(status)).sum::<u64>();
+    let mean = |field: fn(&Status) -> u64| total(field) as f64 / count;
     let max = |field: fn(&Status) -> u64| {
         statuses
             .iter()
@@ -193,19 +193,19 @@ fn traffic(statuses: &[&Status]) -> Traffic {
             .unwrap_or(0)
     };
     Traffic {
-        sent_mean: sum(|status| status.bytes_sent),
+        sent_mean: mean(|status| status.bytes_sent),
         sent_max: max(|status| status.bytes_sent),
-        received_mean: sum(|status| status.bytes_received),
+        received_mean: mean(|status| status.bytes_received),
         received_max: max(|status| status.bytes_received),
-        reports_forwarded_mean: sum(|status| status.reports_forwarded),
+        reports_forwarded_mean: mean(|status| status.reports_forwarded),
         reports_forwarded_max: max(|status| status.reports_forwarded),
-        deliveries_failed: statuses.iter().map(|status| status.deliveries_failed).sum(),
-        connections_dead: statuses.iter().map(|status| status.connections_dead).sum(),
-        gossip_received_mean: sum(|status| status.gossip_received),
+        deliveries_failed: total(|status| status.deliveries_failed),
+        connections_dead: total(|status| status.connections_dead),
+        gossip_received_mean: mean(|status| status.gossip_received),
         gossip_received_max: max(|status| status.gossip_received),
-        gossip_sent_mean: sum(|status| status.gossip_sent),
+        gossip_sent_mean: mean(|status| status.gossip_sent),
         gossip_sent_max: max(|status| status.gossip_sent),
-        gossip_duplicates_mean: sum(|status| status.gossip_duplicates),
+        gossip_duplicates_mean: mean(|status| status.gossip_duplicates),
         gossip_duplicates_max: max(|status| status.gossip_duplicates),
     }
 }
