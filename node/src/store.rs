@@ -50,8 +50,13 @@ pub enum Journal {
     /// Nothing (reports passed on for other agents).
     Unchanged,
     /// The action is about to run: its record (wire message, previous hop),
-    /// so it is verified and run again after a crash.
-    Started { id: Vec<u8>, record: Vec<u8> },
+    /// so it is verified and run again after a crash. The action is
+    /// remembered as seen in the same commit (see `remember_action`).
+    Started {
+        id: Vec<u8>,
+        record: Vec<u8>,
+        seen: Seen,
+    },
     /// Its run is over; with what it found, remembered until a Unix time
     /// (`None`: it could not run or did not finish, so `found(...)` and
     /// `notfound(...)` say nothing about it).
@@ -61,12 +66,25 @@ pub enum Journal {
     },
 }
 
+/// An action as the replay guard and anti-entropy keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Unix seconds; kept until then.
+    pub expire_after: i64,
+    /// The signed message, for peers catching up.
+    pub wire: Vec<u8>,
+}
+
 #[cfg(test)]
 impl Journal {
     pub fn started(id: &[u8], record: &[u8]) -> Self {
         Self::Started {
             id: id.to_vec(),
             record: record.to_vec(),
+            seen: Seen {
+                expire_after: i64::MAX,
+                wire: record.to_vec(),
+            },
         }
     }
 
@@ -426,11 +444,21 @@ impl Store {
         }
         match journal {
             Journal::Unchanged => {}
-            Journal::Started { id, record } => {
+            Journal::Started { id, record, seen } => {
                 transaction
                     .open_table(RUNS)
                     .map_err(operation)?
                     .insert(id.as_slice(), record.as_slice())
+                    .map_err(operation)?;
+                transaction
+                    .open_table(ACTIONS)
+                    .map_err(operation)?
+                    .insert(id.as_slice(), seen.expire_after)
+                    .map_err(operation)?;
+                transaction
+                    .open_table(WIRES)
+                    .map_err(operation)?
+                    .insert(id.as_slice(), seen.wire.as_slice())
                     .map_err(operation)?;
             }
             Journal::Ended { id, outcome } => {
@@ -618,6 +646,9 @@ mod tests {
         );
         assert!(store.interrupted_runs().unwrap().is_empty());
         assert_eq!(store.outcomes().unwrap(), vec![(b"a1".to_vec(), true)]);
+        // Starting a run remembered the action: a replay is refused.
+        assert!(store.knows_action(b"a1").unwrap());
+        assert!(!store.remember_action(b"a1", 100, b"wire1").unwrap());
         assert_eq!(
             store.outbox_all().unwrap(),
             vec![(0, b"ack".to_vec()), (1, b"result".to_vec())]

@@ -52,7 +52,7 @@ use self::reports::{Delivery, DeliveryAck, Parcel, Report, ReportBody};
 use self::screening::{Known, Screened};
 use crate::config::NodeConfig;
 use crate::runtime::{Runtime, RuntimeConfig, now_timestamp};
-use crate::store::{Journal, Store};
+use crate::store::{Journal, Seen, Store};
 
 /// The one gossipsub topic actions flood on.
 pub const ACTIONS_TOPIC: &str = "mig/actions/1";
@@ -332,6 +332,8 @@ enum Validation {
         action: Box<mig_proto::VerifiedAction>,
         refusal: Option<String>,
         wire: Vec<u8>,
+        /// Unix seconds (0: no expiry given).
+        expire_after: i64,
     },
     Reject(&'static str),
     Ignore(&'static str),
@@ -1341,11 +1343,11 @@ impl Mesh {
                     action,
                     refusal,
                     wire,
+                    expire_after,
                 } => {
-                    self.status.actions_accepted += 1;
-                    self.status.actions_caught_up += 1;
-                    self.paths.entry(action.id).or_insert(source);
-                    self.on_accepted(*action, refusal, wire, source, false);
+                    if self.accept(*action, refusal, wire, expire_after, source) {
+                        self.status.actions_caught_up += 1;
+                    }
                 }
                 Validation::Reject(reason) => self.count_rejection(reason, source),
                 Validation::Ignore(_) => self.status.actions_ignored += 1,
@@ -1361,6 +1363,10 @@ impl Mesh {
 
     fn on_validated(&mut self, message_id: MessageId, source: PeerId, outcome: Validation) {
         let acceptance = match &outcome {
+            // Accepted already in this run (it came by anti-entropy too).
+            Validation::Accept { action, .. } if self.paths.contains_key(&action.id) => {
+                MessageAcceptance::Ignore
+            }
             Validation::Accept { .. } | Validation::Cancel(_) => MessageAcceptance::Accept,
             Validation::Reject(_) => MessageAcceptance::Reject,
             Validation::Ignore(_) => MessageAcceptance::Ignore,
@@ -1380,12 +1386,43 @@ impl Mesh {
                 action,
                 refusal,
                 wire,
+                expire_after,
             } => {
-                self.status.actions_accepted += 1;
-                self.paths.entry(action.id).or_insert(source);
-                self.on_accepted(*action, refusal, wire, source, false);
+                self.accept(*action, refusal, wire, expire_after, source);
             }
         }
+    }
+
+    /// Takes a verified action, once: false (and counted as ignored) if it
+    /// was accepted before in this run. The swarm task is the only place
+    /// actions are accepted, so this check and the path it records cannot
+    /// race.
+    fn accept(
+        &mut self,
+        action: mig_proto::VerifiedAction,
+        refusal: Option<String>,
+        wire: Vec<u8>,
+        expire_after: i64,
+        source: PeerId,
+    ) -> bool {
+        if self.paths.contains_key(&action.id) {
+            self.status.actions_ignored += 1;
+            return false;
+        }
+        self.status.actions_accepted += 1;
+        self.paths.insert(action.id, source);
+        let id = action.id;
+        let seen = Seen { expire_after, wire };
+        if let Some(seen) = self.on_accepted(action, refusal, seen, source, false) {
+            // Not run here, so not journalled: remembered on its own.
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = store.remember_action(&id.0, seen.expire_after, &seen.wire) {
+                    tracing::error!(%error, "cannot remember an action");
+                }
+            });
+        }
+        true
     }
 
     /// Runs that a crash interrupted: run again if the action is still
@@ -1411,10 +1448,17 @@ impl Mesh {
             };
             let cancelled = self.store.is_cancelled(&id).unwrap_or(false);
             match check_action_with(&record.wire, &self.config, None) {
-                Validation::Accept { action, wire, .. } if !cancelled => {
+                Validation::Accept {
+                    action,
+                    wire,
+                    expire_after,
+                    ..
+                } if !cancelled => {
                     tracing::info!(action = %action.id, "resuming an action interrupted by a restart");
                     self.paths.insert(action.id, previous);
-                    self.on_accepted(*action, None, wire, previous, true);
+                    // Remembered when it first started.
+                    let seen = Seen { expire_after, wire };
+                    let _ = self.on_accepted(*action, None, seen, previous, true);
                 }
                 _ => {
                     let Ok(signed) = SignedAction::from_wire(&record.wire) else {
@@ -1470,21 +1514,23 @@ impl Mesh {
         }
     }
 
+    /// Runs an accepted action if this agent is targeted. Gives `seen`
+    /// back unless the journal entry of the run remembers it.
     fn on_accepted(
         &mut self,
         action: mig_proto::VerifiedAction,
         refusal: Option<String>,
-        wire: Vec<u8>,
+        seen: Seen,
         source: PeerId,
         resumed: bool,
-    ) {
+    ) -> Option<Seen> {
         let _ = self.events.try_send(MeshEvent::Accepted {
             action: action.id,
             at: std::time::Instant::now(),
         });
         let Some(runtime) = self.runtime.clone() else {
-            tracing::info!(action = %action.id, name = %action.action.name, from = %source, bytes = wire.len(), "forwarding an action");
-            return;
+            tracing::info!(action = %action.id, name = %action.action.name, from = %source, bytes = seen.wire.len(), "forwarding an action");
+            return Some(seen);
         };
         let attributes = runtime.attributes().clone();
         let targeted = action.target.matches(&AgentContext {
@@ -1497,15 +1543,15 @@ impl Mesh {
             verdict = refusal.as_deref().unwrap_or("accepted"), targeted, "action received"
         );
         if !targeted {
-            return;
+            return Some(seen);
         }
         let Some(reply_to) = action.action.reply_to.clone() else {
             tracing::warn!(action = %action.id, "the action names no console to reply to");
-            return;
+            return Some(seen);
         };
         let Ok(console) = reply_to.peer_id.parse::<PeerId>() else {
             tracing::warn!(action = %action.id, console = %reply_to.peer_id, "the action's reply_to is not a peer id");
-            return;
+            return Some(seen);
         };
         let keypair = self.keypair.clone();
         let store = self.store.clone();
@@ -1536,17 +1582,29 @@ impl Mesh {
         let stop = shutdown.child_token();
         self.running.retain(|_, token| !token.is_cancelled());
         self.running.insert(action.id, stop.clone());
-        let mut record = Vec::new();
-        let _ = ciborium::into_writer(
-            &RunRecord {
-                wire,
-                previous: source.to_bytes(),
-            },
-            &mut record,
-        );
+        // A run that starts now is journalled, and the action remembered,
+        // in the commit that stores its ack.
+        let (started, unjournalled) = if refusal.is_none() && !resumed {
+            let mut record = Vec::new();
+            let _ = ciborium::into_writer(
+                &RunRecord {
+                    wire: seen.wire.clone(),
+                    previous: source.to_bytes(),
+                },
+                &mut record,
+            );
+            let started = Journal::Started {
+                id: action.id.0.to_vec(),
+                record,
+                seen,
+            };
+            (Some(started), None)
+        } else {
+            (None, Some(seen))
+        };
         tokio::spawn(async move {
             let id = action.id;
-            match (&refusal, resumed) {
+            match (&refusal, started) {
                 (Some(reason), _) => {
                     let refused = parcel(ReportBody::Rejected {
                         reason: reason.clone(),
@@ -1560,15 +1618,12 @@ impl Mesh {
                     .await;
                     return;
                 }
-                // The journal entry is still there from before the restart.
-                (None, true) => {}
+                // Resumed: the journal entry is still there from before the
+                // restart.
+                (None, None) => {}
                 // Journalled (with the ack, in one commit) before it runs, so
                 // a crash is noticed at restart.
-                (None, false) => {
-                    let started = Journal::Started {
-                        id: id.0.to_vec(),
-                        record,
-                    };
+                (None, Some(started)) => {
                     let ack = parcel(ReportBody::Ack).into_iter().collect();
                     if !enqueue(&store, &sender, ack, started).await {
                         tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
@@ -1599,6 +1654,7 @@ impl Mesh {
                 outcomes::lock(&remembered).record(id, found);
             }
         });
+        unjournalled
     }
 
     fn on_reports_event(&mut self, event: request_response::Event<Delivery, DeliveryAck>) {
@@ -2193,10 +2249,14 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
         // Cancelled before it reached this node: it never starts here.
         return Validation::Ignore("cancelled");
     }
+    // Seen before (a replay, or a copy from before a restart)? Only read
+    // here: the action is written down after it is passed on, so no hop
+    // waits for a commit before forwarding. Copies within a run are caught
+    // by gossipsub's own cache and by `Node::accept`.
     if let Some(store) = store {
-        match store.remember_action(&verdict.action_id.0, expire_after, data) {
-            Ok(true) => {}
-            Ok(false) => return Validation::Ignore("duplicate"),
+        match store.knows_action(&verdict.action_id.0) {
+            Ok(false) => {}
+            Ok(true) => return Validation::Ignore("duplicate"),
             Err(error) => {
                 tracing::error!(%error, "journal unavailable");
                 return Validation::Ignore("journal_unavailable");
@@ -2222,5 +2282,86 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
         }),
         refusal,
         wire: data.to_vec(),
+        expire_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../docs/examples/linux-backdoor-2014.json");
+
+    /// A node's configuration trusting `investigator`, and a fresh action
+    /// it signed.
+    fn signed_example(dir: &std::path::Path) -> (NodeConfig, Vec<u8>, i64) {
+        let investigator = mig_keys::SecretKey::generate("test investigator").unwrap();
+        let trusted = mig_proto::TrustStore::new([investigator.public()]);
+        let now = now_timestamp().unix_seconds();
+        let mut action = mig_proto::Action::from_json(EXAMPLE).unwrap();
+        action.validfrom = Some(Timestamp::from_unix_seconds(now - 60).unwrap());
+        action.expireafter = Some(Timestamp::from_unix_seconds(now + 300).unwrap());
+        let mut signed = SignedAction::from_action(&action).unwrap();
+        signed.sign(investigator.signing_key()).unwrap();
+        let config = NodeConfig {
+            data_dir: dir.to_path_buf(),
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            acl: trusted.default_acl(),
+            trusted,
+            tags: Default::default(),
+            root: dir.to_path_buf(),
+            psk: None,
+            max_validity_seconds: mig_proto::verify::DEFAULT_MAX_VALIDITY_SECONDS,
+            max_concurrent_actions: 1,
+            external_addresses: Vec::new(),
+            mdns: false,
+            name: None,
+            peer_timeout: crate::config::DEFAULT_PEER_TIMEOUT,
+        };
+        (config, signed.to_wire(), now + 300)
+    }
+
+    #[test]
+    fn an_action_the_store_remembers_is_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (config, wire, expiry) = signed_example(dir.path());
+
+        // Validation only reads the store: the same bytes validate twice
+        // until the action is written down (after it was passed on).
+        let Validation::Accept {
+            action,
+            expire_after,
+            ..
+        } = check_action(&wire, &config, &store)
+        else {
+            panic!("a fresh, validly signed action is accepted");
+        };
+        assert_eq!(expire_after, expiry);
+        assert!(matches!(
+            check_action(&wire, &config, &store),
+            Validation::Accept { .. }
+        ));
+
+        // Remembered by a run's journal entry, or on its own: a replay.
+        let started = Journal::Started {
+            id: action.id.0.to_vec(),
+            record: Vec::new(),
+            seen: Seen {
+                expire_after,
+                wire: wire.clone(),
+            },
+        };
+        store.journal(started).unwrap();
+        assert!(matches!(
+            check_action(&wire, &config, &store),
+            Validation::Ignore("duplicate")
+        ));
+        // What anti-entropy serves to peers catching up.
+        assert_eq!(
+            store.action_wires(&[action.id.0.to_vec()]).unwrap(),
+            vec![wire]
+        );
     }
 }
