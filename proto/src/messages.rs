@@ -104,6 +104,26 @@ impl Report {
     }
 }
 
+/// The part of a report that hops read: which action, which agent.
+/// Decoding it skips the attributes and the body, which hops pass on
+/// unread; the console decodes the whole `Report`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ReportHeader {
+    pub action_id: ActionId,
+    pub agent: String,
+}
+
+impl ReportHeader {
+    /// Decodes the header of signed bytes (after their signature was
+    /// checked).
+    pub fn from_signing_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
+        let body = bytes
+            .strip_prefix(REPORT_DOMAIN)
+            .ok_or_else(|| MessageError::Malformed("wrong report domain".into()))?;
+        decode(body, MAX_REPORT_BYTES)
+    }
+}
+
 /// A report as it travels: the signed bytes, the signer's public key
 /// (libp2p protobuf encoding) and the signature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,6 +286,13 @@ mod tests {
         }]);
         assert_eq!(SyncResponse::decode(&response.encode()), Ok(response));
         assert_eq!(Report::from_signing_bytes(&signed.bytes), Ok(report()));
+        assert_eq!(
+            ReportHeader::from_signing_bytes(&signed.bytes),
+            Ok(ReportHeader {
+                action_id: ActionId([1; 32]),
+                agent: "12D3KooWexample".into(),
+            })
+        );
     }
 
     #[test]
@@ -285,5 +312,10 @@ mod tests {
         let mut foreign = b"mig-mesh/action/v1\n".to_vec();
         foreign.extend(encode(&report()));
         assert!(Report::from_signing_bytes(&foreign).is_err());
+        assert!(ReportHeader::from_signing_bytes(&foreign).is_err());
+        // A header is only what a whole report starts with.
+        let mut headless = REPORT_DOMAIN.to_vec();
+        headless.extend(encode(&AgentAttributes::default()));
+        assert!(ReportHeader::from_signing_bytes(&headless).is_err());
     }
 }

@@ -6,7 +6,9 @@
 
 use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey};
-pub use mig_proto::messages::{Delivery, DeliveryAck, Parcel, Report, ReportBody, SignedReport};
+pub use mig_proto::messages::{
+    Delivery, DeliveryAck, Parcel, Report, ReportBody, ReportHeader, SignedReport,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReportError {
@@ -47,6 +49,24 @@ pub fn sign(report: &Report, key: &Keypair) -> Result<SignedReport, ReportError>
 /// Checks the signature and that the signer is the agent the report
 /// names, then decodes it.
 pub fn verify(signed: &SignedReport) -> Result<Report, ReportError> {
+    let public = check_signature(signed)?;
+    let report = Report::from_signing_bytes(&signed.bytes)
+        .map_err(|error| ReportError::Malformed(error.to_string()))?;
+    check_signer(&public, &report.agent)?;
+    Ok(report)
+}
+
+/// What a hop checks before it passes a report on: the signature and the
+/// signer, as `verify`, but only the header is decoded.
+pub fn verify_header(signed: &SignedReport) -> Result<ReportHeader, ReportError> {
+    let public = check_signature(signed)?;
+    let header = ReportHeader::from_signing_bytes(&signed.bytes)
+        .map_err(|error| ReportError::Malformed(error.to_string()))?;
+    check_signer(&public, &header.agent)?;
+    Ok(header)
+}
+
+fn check_signature(signed: &SignedReport) -> Result<PublicKey, ReportError> {
     if !signed.within_limits() {
         return Err(ReportError::TooLarge);
     }
@@ -55,16 +75,18 @@ pub fn verify(signed: &SignedReport) -> Result<Report, ReportError> {
     if !public.verify(&signed.bytes, &signed.signature) {
         return Err(ReportError::BadSignature);
     }
-    let report = Report::from_signing_bytes(&signed.bytes)
-        .map_err(|error| ReportError::Malformed(error.to_string()))?;
-    let signer = PeerId::from_public_key(&public).to_string();
-    if signer != report.agent {
+    Ok(public)
+}
+
+fn check_signer(public: &PublicKey, agent: &str) -> Result<(), ReportError> {
+    let signer = PeerId::from_public_key(public).to_string();
+    if signer != agent {
         return Err(ReportError::WrongSigner {
-            claimed: report.agent,
+            claimed: agent.to_owned(),
             signer,
         });
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -91,6 +113,13 @@ mod tests {
         let signed = sign(&report(&agent), &agent).unwrap();
         let round_trip = SignedReport::decode(&signed.encode()).unwrap();
         assert_eq!(verify(&round_trip).unwrap(), report(&agent));
+        assert_eq!(
+            verify_header(&round_trip).unwrap(),
+            ReportHeader {
+                action_id: ActionId([1; 32]),
+                agent: report(&agent).agent,
+            }
+        );
 
         // Another node signs a report claiming to be the agent.
         let forger = Keypair::generate_ed25519();
@@ -99,10 +128,15 @@ mod tests {
             verify(&forged),
             Err(ReportError::WrongSigner { .. })
         ));
+        assert!(matches!(
+            verify_header(&forged),
+            Err(ReportError::WrongSigner { .. })
+        ));
 
         let mut tampered = signed.clone();
         let last = tampered.bytes.len() - 1;
         tampered.bytes[last] ^= 1;
         assert_eq!(verify(&tampered), Err(ReportError::BadSignature));
+        assert_eq!(verify_header(&tampered), Err(ReportError::BadSignature));
     }
 }

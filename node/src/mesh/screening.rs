@@ -64,7 +64,15 @@ pub fn screen(
             unknown_path += 1;
             continue;
         }
-        // Only genuine ones, about the action they are routed by.
+        // Only genuine ones, about the action they are routed by. A hop
+        // reads only the header: the rest is for the console.
+        if !known.for_me {
+            match reports::verify_header(&parcel.report) {
+                Ok(header) if header.action_id == action_id => screened.others.push(parcel),
+                _ => forged += 1,
+            }
+            continue;
+        }
         let report = match reports::verify(&parcel.report) {
             Ok(report) if report.action_id == action_id => report,
             _ => {
@@ -72,9 +80,7 @@ pub fn screen(
                 continue;
             }
         };
-        if !known.for_me {
-            screened.others.push(parcel);
-        } else if was_sent(&action_id) {
+        if was_sent(&action_id) {
             screened.mine.push(report);
         } else {
             // Dropped, and acknowledged: nobody needs it again.
