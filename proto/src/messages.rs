@@ -73,8 +73,58 @@ pub enum ReportBody {
     Ack,
     /// Targeted, but this agent's ACL (or another local rule) refuses it.
     Rejected { reason: String },
-    /// Done: the agent's result.
-    Result(Box<AgentResult>),
+    /// Done: the agent's result (deflated on the wire).
+    Result(#[serde(with = "deflated")] Box<AgentResult>),
+}
+
+/// A result travels deflated. MIG's format repeats each search's
+/// parameters in every answer, so a result that found nothing is about
+/// 17 KB as JSON and a tenth of that deflated, and every hop on the way
+/// hashes (for the signature), encrypts and stores what it carries. The
+/// agent deflates once and the console inflates once; hops only read the
+/// report's header.
+mod deflated {
+    use std::io::Read;
+
+    use flate2::Compression;
+    use flate2::read::DeflateDecoder;
+    use flate2::write::DeflateEncoder;
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_bytes::ByteBuf;
+
+    use super::{MAX_NESTING, MAX_REPORT_BYTES};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
+        ciborium::into_writer(value, &mut encoder).map_err(S::Error::custom)?;
+        let bytes = encoder.finish().map_err(S::Error::custom)?;
+        serializer.serialize_bytes(&bytes)
+    }
+
+    /// Inflates at most `MAX_REPORT_BYTES` (a small deflated stream can
+    /// claim to be huge).
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        let deflated = ByteBuf::deserialize(deserializer)?;
+        let mut inflated = Vec::new();
+        DeflateDecoder::new(deflated.as_slice())
+            .take(MAX_REPORT_BYTES as u64 + 1)
+            .read_to_end(&mut inflated)
+            .map_err(D::Error::custom)?;
+        if inflated.len() > MAX_REPORT_BYTES {
+            return Err(D::Error::custom(
+                "the result inflates past the report limit",
+            ));
+        }
+        ciborium::de::from_reader_with_recursion_limit(inflated.as_slice(), MAX_NESTING)
+            .map_err(D::Error::custom)
+    }
 }
 
 /// What an agent tells the console about one action.
@@ -293,6 +343,78 @@ mod tests {
                 agent: "12D3KooWexample".into(),
             })
         );
+    }
+
+    fn result_report(operations: usize) -> Report {
+        let at = crate::Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let operation = crate::ModuleResult {
+            foundanything: false,
+            success: true,
+            elements: serde_json::json!({"backdoors": [{"search": {
+                "paths": ["/usr/bin/*", "/usr/sbin/*", "/bin/*", "/sbin/*"],
+                "sha256": ["adbee847c12c73605ff657e668c8096df138f824eb542027a10c0b5c07619c8d"],
+            }}]}),
+            ..Default::default()
+        };
+        Report {
+            body: ReportBody::Result(Box::new(AgentResult {
+                action_id: ActionId([1; 32]),
+                agent: AgentAttributes::default(),
+                status: crate::AgentStatus::Success,
+                reason: None,
+                operations: vec![operation; operations],
+                started_at: at,
+                finished_at: at,
+            })),
+            ..report()
+        }
+    }
+
+    #[test]
+    fn results_travel_deflated() {
+        let report = result_report(40);
+        let bytes = report.signing_bytes();
+        assert_eq!(Report::from_signing_bytes(&bytes), Ok(report.clone()));
+        let ReportBody::Result(result) = &report.body else {
+            unreachable!()
+        };
+        let plain = encode(result).len();
+        assert!(
+            bytes.len() * 4 < plain,
+            "{} signed bytes for a {plain}-byte result",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn a_result_that_inflates_past_the_limit_is_refused() {
+        use std::io::Write;
+        // Deflated, a few kilobytes; inflated, past the report limit.
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..=MAX_REPORT_BYTES >> 20 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let bomb = encoder.finish().unwrap();
+        assert!(bomb.len() < MAX_REPORT_BYTES / 64);
+        let mut value = ciborium::Value::serialized(&result_report(1)).unwrap();
+        let body = value
+            .as_map_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|(key, _)| key.as_text() == Some("body"))
+            .unwrap();
+        body.1 = ciborium::Value::Map(vec![(
+            ciborium::Value::Text("Result".into()),
+            ciborium::Value::Bytes(bomb),
+        )]);
+        let mut bytes = REPORT_DOMAIN.to_vec();
+        bytes.extend(encode(&value));
+        let error = Report::from_signing_bytes(&bytes).unwrap_err();
+        assert!(error.to_string().contains("inflates past"), "{error}");
+        // Hops never inflate: the header still reads.
+        assert!(ReportHeader::from_signing_bytes(&bytes).is_ok());
     }
 
     #[test]
