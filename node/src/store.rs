@@ -63,6 +63,9 @@ pub enum Journal {
     Ended {
         id: Vec<u8>,
         outcome: Option<(bool, i64)>,
+        /// The outbox sequence of the run's ack: the result stored in this
+        /// commit says all it says, so it goes if it is still waiting.
+        ack: Option<u64>,
     },
 }
 
@@ -92,6 +95,7 @@ impl Journal {
         Self::Ended {
             id: id.to_vec(),
             outcome,
+            ack: None,
         }
     }
 }
@@ -461,12 +465,19 @@ impl Store {
                     .insert(id.as_slice(), seen.wire.as_slice())
                     .map_err(operation)?;
             }
-            Journal::Ended { id, outcome } => {
+            Journal::Ended { id, outcome, ack } => {
                 transaction
                     .open_table(RUNS)
                     .map_err(operation)?
                     .remove(id.as_slice())
                     .map_err(operation)?;
+                if let Some(ack) = ack {
+                    transaction
+                        .open_table(OUTBOX)
+                        .map_err(operation)?
+                        .remove(ack)
+                        .map_err(operation)?;
+                }
                 if let Some((found, until)) = outcome {
                     let mut value = until.to_be_bytes().to_vec();
                     value.push(u8::from(found));
@@ -652,6 +663,28 @@ mod tests {
         assert_eq!(
             store.outbox_all().unwrap(),
             vec![(0, b"ack".to_vec()), (1, b"result".to_vec())]
+        );
+
+        // A result that supersedes its run's ack takes it out in its commit.
+        store
+            .outbox_put(&[b"ack2".to_vec()], Journal::started(b"a2", b"record"))
+            .unwrap();
+        let ended = Journal::Ended {
+            id: b"a2".to_vec(),
+            outcome: None,
+            ack: Some(2),
+        };
+        assert_eq!(
+            store.outbox_put(&[b"result2".to_vec()], ended).unwrap(),
+            vec![3]
+        );
+        assert_eq!(
+            store.outbox_all().unwrap(),
+            vec![
+                (0, b"ack".to_vec()),
+                (1, b"result".to_vec()),
+                (3, b"result2".to_vec())
+            ]
         );
     }
 

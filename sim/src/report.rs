@@ -165,6 +165,9 @@ pub struct Traffic {
     /// Report parcels passed on towards a console.
     pub reports_forwarded_mean: f64,
     pub reports_forwarded_max: u64,
+    /// Acks not sent because the result was ready first, all nodes
+    /// together.
+    pub acks_superseded: u64,
     /// Report deliveries to a next hop that failed, all nodes together.
     pub deliveries_failed: u64,
     /// Connections closed because the peer missed a ping (on a saturated
@@ -199,6 +202,7 @@ fn traffic(statuses: &[&Status]) -> Traffic {
         received_max: max(|status| status.bytes_received),
         reports_forwarded_mean: mean(|status| status.reports_forwarded),
         reports_forwarded_max: max(|status| status.reports_forwarded),
+        acks_superseded: total(|status| status.acks_superseded),
         deliveries_failed: total(|status| status.deliveries_failed),
         connections_dead: total(|status| status.connections_dead),
         gossip_received_mean: mean(|status| status.gossip_received),
@@ -338,10 +342,12 @@ impl RunReport {
             ),
         ]);
         table.add_row([
-            "reports forwarded per agent (mean, max)".to_owned(),
+            "reports forwarded per agent (mean, max); acks superseded by results".to_owned(),
             format!(
-                "{:.1}, {}",
-                self.agent_traffic.reports_forwarded_mean, self.agent_traffic.reports_forwarded_max
+                "{:.1}, {}; {}",
+                self.agent_traffic.reports_forwarded_mean,
+                self.agent_traffic.reports_forwarded_max,
+                self.agent_traffic.acks_superseded
             ),
         ]);
         table.add_row([

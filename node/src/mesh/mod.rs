@@ -79,6 +79,11 @@ const PARCELS_PER_DELIVERY: usize = 128;
 const MAX_PARCELS_RECEIVED: usize = 4 * PARCELS_PER_DELIVERY;
 /// Deliveries out to one hop at a time at most.
 const MAX_DELIVERIES_IN_FLIGHT: usize = 4;
+/// An ack waits this long before it leaves: a run that is over by then
+/// sends its result alone (a result says everything an ack says), which
+/// halves what every hop carries for quick modules. An ack exists for the
+/// runs that take longer.
+const ACK_HOLD: Duration = Duration::from_millis(500);
 /// Parcels are kept this long after their action expired, for a console
 /// that comes back late.
 const PARCEL_GRACE_SECONDS: i64 = 86_400;
@@ -196,6 +201,8 @@ pub struct Status {
     /// Cancels received (and passed on).
     pub cancels_received: u64,
     pub reports_forwarded: u64,
+    /// Acks not sent because the run's result was ready first.
+    pub acks_superseded: u64,
     /// Report deliveries to a next hop that failed (and were retried).
     pub deliveries_failed: u64,
     /// Gossip messages (actions, cancels) received, every copy counted.
@@ -296,6 +303,10 @@ enum Internal {
     },
     Enqueue {
         parcels: Vec<(u64, Parcel)>,
+        /// An ack: held for `ACK_HOLD` in case its result overtakes it.
+        held: bool,
+        /// A result: the outbox sequence of the ack it supersedes.
+        supersedes: Option<u64>,
     },
     Stored {
         token: u64,
@@ -1275,7 +1286,21 @@ impl Mesh {
                 source,
                 outcome,
             } => self.on_validated(message_id, source, outcome),
-            Internal::Enqueue { parcels } => {
+            Internal::Enqueue {
+                parcels,
+                held,
+                supersedes,
+            } => {
+                // The store dropped the ack with the result's commit; if it
+                // has not left yet, it never does.
+                if let Some(ack) = supersedes
+                    && self.outbox.get(&ack).is_some_and(|ack| !ack.in_flight)
+                {
+                    self.outbox.remove(&ack);
+                    self.status.acks_superseded += 1;
+                }
+                let now = Instant::now();
+                let next_attempt = if held { now + ACK_HOLD } else { now };
                 for (sequence, parcel) in parcels {
                     self.outbox.insert(
                         sequence,
@@ -1283,7 +1308,7 @@ impl Mesh {
                             parcel,
                             in_flight: false,
                             failures: 0,
-                            next_attempt: Instant::now(),
+                            next_attempt,
                         },
                     );
                 }
@@ -1443,7 +1468,11 @@ impl Mesh {
                 .ok()
                 .and_then(|record| Some((PeerId::from_bytes(&record.previous).ok()?, record)));
             let Some((previous, record)) = readable else {
-                let _ = self.store.journal(Journal::Ended { id, outcome: None });
+                let _ = self.store.journal(Journal::Ended {
+                    id,
+                    outcome: None,
+                    ack: None,
+                });
                 continue;
             };
             let cancelled = self.store.is_cancelled(&id).unwrap_or(false);
@@ -1505,6 +1534,7 @@ impl Mesh {
                     let journal = Journal::Ended {
                         id: id.clone(),
                         outcome: None,
+                        ack: None,
                     };
                     tokio::spawn(async move {
                         enqueue(&store, &sender, parcel.into_iter().collect(), journal).await;
@@ -1604,6 +1634,7 @@ impl Mesh {
         };
         tokio::spawn(async move {
             let id = action.id;
+            let mut ack_sequence = None;
             match (&refusal, started) {
                 (Some(reason), _) => {
                     let refused = parcel(ReportBody::Rejected {
@@ -1625,8 +1656,11 @@ impl Mesh {
                 // a crash is noticed at restart.
                 (None, Some(started)) => {
                     let ack = parcel(ReportBody::Ack).into_iter().collect();
-                    if !enqueue(&store, &sender, ack, started).await {
-                        tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
+                    match enqueue(&store, &sender, ack, started).await {
+                        Some(sequences) => ack_sequence = sequences.first().copied(),
+                        None => {
+                            tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
+                        }
                     }
                 }
             }
@@ -1647,6 +1681,7 @@ impl Mesh {
             let ended = Journal::Ended {
                 id: id.0.to_vec(),
                 outcome: finished_found.map(|found| (found, until)),
+                ack: ack_sequence,
             };
             let result = parcel(ReportBody::Result(Box::new(result)));
             enqueue(&store, &sender, result.into_iter().collect(), ended).await;
@@ -1720,7 +1755,9 @@ impl Mesh {
                     let forwarded = screened.others.len() as u64;
                     // Stored (or, for our own, handed over) before it is acknowledged.
                     let stored = !screened.refuse
-                        && enqueue(&store, &sender, screened.others, Journal::Unchanged).await;
+                        && enqueue(&store, &sender, screened.others, Journal::Unchanged)
+                            .await
+                            .is_some();
                     let _ = sender
                         .send(Internal::Stored {
                             token,
@@ -2089,17 +2126,23 @@ impl Mesh {
 }
 
 /// Stores parcels in the outbox (with the journal change that goes with
-/// them, in one commit), then hands them to the swarm task. True once
-/// they are durable.
+/// them, in one commit), then hands them to the swarm task. Their outbox
+/// sequences once they are durable. The parcels that start a run are its
+/// ack, held back a little; those that end it, its result.
 async fn enqueue(
     store: &Arc<Store>,
     sender: &mpsc::Sender<Internal>,
     parcels: Vec<Parcel>,
     journal: Journal,
-) -> bool {
+) -> Option<Vec<u64>> {
     if parcels.is_empty() && journal == Journal::Unchanged {
-        return true;
+        return Some(Vec::new());
     }
+    let held = matches!(journal, Journal::Started { .. });
+    let supersedes = match journal {
+        Journal::Ended { ack, .. } => ack,
+        _ => None,
+    };
     let store = store.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let encoded: Vec<Vec<u8>> = parcels
@@ -2116,12 +2159,20 @@ async fn enqueue(
     })
     .await;
     match stored {
-        Ok(Ok(parcels)) => sender.send(Internal::Enqueue { parcels }).await.is_ok(),
+        Ok(Ok(parcels)) => {
+            let sequences = parcels.iter().map(|(sequence, _)| *sequence).collect();
+            let enqueue = Internal::Enqueue {
+                parcels,
+                held,
+                supersedes,
+            };
+            sender.send(enqueue).await.ok().map(|()| sequences)
+        }
         Ok(Err(error)) => {
             tracing::error!(%error, "cannot store reports in the outbox");
-            false
+            None
         }
-        Err(_) => false,
+        Err(_) => None,
     }
 }
 
