@@ -84,7 +84,7 @@ pub enum ReportBody {
 /// agent deflates once and the console inflates once; hops only read the
 /// report's header.
 mod deflated {
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     use flate2::Compression;
     use flate2::read::DeflateDecoder;
@@ -100,8 +100,12 @@ mod deflated {
         value: &T,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
+        // Encoded first, then deflated in one piece: the encoder writes
+        // token by token, and each write into a deflate stream is a call
+        // into the compressor.
+        let plain = super::encode(value);
         let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
-        ciborium::into_writer(value, &mut encoder).map_err(S::Error::custom)?;
+        encoder.write_all(&plain).map_err(S::Error::custom)?;
         let bytes = encoder.finish().map_err(S::Error::custom)?;
         serializer.serialize_bytes(&bytes)
     }

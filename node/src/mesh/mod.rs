@@ -1738,26 +1738,39 @@ impl Mesh {
                 let store = self.store.clone();
                 let sender = self.internal_sender.clone();
                 tokio::spawn(async move {
-                    let screened = match refused {
-                        Some(refused) => refused,
-                        None => {
-                            let store = store.clone();
-                            tokio::task::spawn_blocking(move || {
-                                screening::screen(parcels, &known, |id| {
-                                    // On a store error, take it: better kept twice than lost.
-                                    console && store.was_sent(&id.0).unwrap_or(true)
-                                })
+                    // Screened and stored in one trip to the blocking pool.
+                    let screened_and_stored = tokio::task::spawn_blocking(move || {
+                        let mut screened = refused.unwrap_or_else(|| {
+                            screening::screen(parcels, &known, |id| {
+                                // On a store error, take it: better kept twice than lost.
+                                console && store.was_sent(&id.0).unwrap_or(true)
                             })
-                            .await
-                            .unwrap_or_else(|_| Screened::refused("malformed", offered, 0.0))
-                        }
-                    };
-                    let forwarded = screened.others.len() as u64;
+                        });
+                        let others = std::mem::take(&mut screened.others);
+                        let forwarded = others.len() as u64;
+                        let stored = if screened.refuse {
+                            None
+                        } else {
+                            put_in_outbox(&store, others, Journal::Unchanged)
+                        };
+                        (screened, forwarded, stored)
+                    })
+                    .await;
+                    let (screened, forwarded, stored) = screened_and_stored.unwrap_or_else(|_| {
+                        (Screened::refused("malformed", offered, 0.0), 0, None)
+                    });
                     // Stored (or, for our own, handed over) before it is acknowledged.
-                    let stored = !screened.refuse
-                        && enqueue(&store, &sender, screened.others, Journal::Unchanged)
-                            .await
-                            .is_some();
+                    let stored = match stored {
+                        Some(parcels) => {
+                            let enqueue = Internal::Enqueue {
+                                parcels,
+                                held: false,
+                                supersedes: None,
+                            };
+                            sender.send(enqueue).await.is_ok()
+                        }
+                        None => false,
+                    };
                     let _ = sender
                         .send(Internal::Stored {
                             token,
@@ -2144,35 +2157,42 @@ async fn enqueue(
         _ => None,
     };
     let store = store.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let encoded: Vec<Vec<u8>> = parcels
-            .iter()
-            .map(|parcel| {
-                let mut bytes = Vec::new();
-                let _ = ciborium::into_writer(parcel, &mut bytes);
-                bytes
-            })
-            .collect();
-        store
-            .outbox_put(&encoded, journal)
-            .map(|sequences| sequences.into_iter().zip(parcels).collect::<Vec<_>>())
-    })
-    .await;
-    match stored {
-        Ok(Ok(parcels)) => {
-            let sequences = parcels.iter().map(|(sequence, _)| *sequence).collect();
-            let enqueue = Internal::Enqueue {
-                parcels,
-                held,
-                supersedes,
-            };
-            sender.send(enqueue).await.ok().map(|()| sequences)
-        }
-        Ok(Err(error)) => {
+    let parcels = tokio::task::spawn_blocking(move || put_in_outbox(&store, parcels, journal))
+        .await
+        .ok()??;
+    let sequences = parcels.iter().map(|(sequence, _)| *sequence).collect();
+    let enqueue = Internal::Enqueue {
+        parcels,
+        held,
+        supersedes,
+    };
+    sender.send(enqueue).await.ok().map(|()| sequences)
+}
+
+/// Stores parcels durably, with `journal` in the same commit (blocking);
+/// each with its outbox sequence, or `None` if the store failed (logged).
+fn put_in_outbox(
+    store: &Store,
+    parcels: Vec<Parcel>,
+    journal: Journal,
+) -> Option<Vec<(u64, Parcel)>> {
+    if parcels.is_empty() && journal == Journal::Unchanged {
+        return Some(Vec::new());
+    }
+    let encoded: Vec<Vec<u8>> = parcels
+        .iter()
+        .map(|parcel| {
+            let mut bytes = Vec::new();
+            let _ = ciborium::into_writer(parcel, &mut bytes);
+            bytes
+        })
+        .collect();
+    match store.outbox_put(&encoded, journal) {
+        Ok(sequences) => Some(sequences.into_iter().zip(parcels).collect()),
+        Err(error) => {
             tracing::error!(%error, "cannot store reports in the outbox");
             None
         }
-        Err(_) => None,
     }
 }
 
