@@ -77,6 +77,29 @@ pub enum ReportBody {
     Result(#[serde(with = "deflated")] Box<AgentResult>),
 }
 
+thread_local! {
+    /// Bytes results may still inflate to on this thread (`usize::MAX`:
+    /// only each result's own limit applies).
+    static INFLATION_BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Runs `decode` with at most `budget` bytes of inflated results between
+/// all the reports it decodes (each still within `MAX_REPORT_BYTES`). A
+/// delivery may carry 64 MiB; without a budget, 512 deflated results of a
+/// few kilobytes each could inflate to 8 MiB apiece.
+pub fn with_inflation_budget<R>(budget: usize, decode: impl FnOnce() -> R) -> R {
+    /// Puts the thread's budget back even if `decode` panics (pool
+    /// threads outlive a panicking task).
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INFLATION_BUDGET.with(|left| left.set(self.0));
+        }
+    }
+    let _restore = Restore(INFLATION_BUDGET.with(|left| left.replace(budget)));
+    decode()
+}
+
 /// A result travels deflated. MIG's format repeats each search's
 /// parameters in every answer, so a result that found nothing is about
 /// 17 KB as JSON and a tenth of that deflated, and every hop on the way
@@ -110,22 +133,25 @@ mod deflated {
         serializer.serialize_bytes(&bytes)
     }
 
-    /// Inflates at most `MAX_REPORT_BYTES` (a small deflated stream can
-    /// claim to be huge).
+    /// Inflates at most `MAX_REPORT_BYTES`, and no more than this
+    /// thread's budget (a small deflated stream can claim to be huge).
     pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<T, D::Error> {
         let deflated = ByteBuf::deserialize(deserializer)?;
+        let budget = super::INFLATION_BUDGET.with(std::cell::Cell::get);
+        let limit = MAX_REPORT_BYTES.min(budget);
         let mut inflated = Vec::new();
         DeflateDecoder::new(deflated.as_slice())
-            .take(MAX_REPORT_BYTES as u64 + 1)
+            .take(limit as u64 + 1)
             .read_to_end(&mut inflated)
             .map_err(D::Error::custom)?;
-        if inflated.len() > MAX_REPORT_BYTES {
+        if inflated.len() > limit {
             return Err(D::Error::custom(
                 "the result inflates past the report limit",
             ));
         }
+        super::INFLATION_BUDGET.with(|left| left.set(budget.saturating_sub(inflated.len())));
         ciborium::de::from_reader_with_recursion_limit(inflated.as_slice(), MAX_NESTING)
             .map_err(D::Error::custom)
     }
@@ -151,11 +177,16 @@ impl Report {
 
     /// Decodes signed bytes (after their signature was checked).
     pub fn from_signing_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
-        let body = bytes
-            .strip_prefix(REPORT_DOMAIN)
-            .ok_or_else(|| MessageError::Malformed("wrong report domain".into()))?;
-        decode(body, MAX_REPORT_BYTES)
+        decode_signed(bytes)
     }
+}
+
+/// Decodes a report, or its header, from signed bytes.
+fn decode_signed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MessageError> {
+    let body = bytes
+        .strip_prefix(REPORT_DOMAIN)
+        .ok_or_else(|| MessageError::Malformed("wrong report domain".into()))?;
+    decode(body, MAX_REPORT_BYTES)
 }
 
 /// The part of a report that hops read: which action, which agent.
@@ -171,10 +202,7 @@ impl ReportHeader {
     /// Decodes the header of signed bytes (after their signature was
     /// checked).
     pub fn from_signing_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
-        let body = bytes
-            .strip_prefix(REPORT_DOMAIN)
-            .ok_or_else(|| MessageError::Malformed("wrong report domain".into()))?;
-        decode(body, MAX_REPORT_BYTES)
+        decode_signed(bytes)
     }
 }
 
@@ -419,6 +447,23 @@ mod tests {
         assert!(error.to_string().contains("inflates past"), "{error}");
         // Hops never inflate: the header still reads.
         assert!(ReportHeader::from_signing_bytes(&bytes).is_ok());
+    }
+
+    #[test]
+    fn results_decoded_together_share_one_inflation_budget() {
+        let bytes = result_report(40).signing_bytes();
+        let ReportBody::Result(result) = result_report(40).body else {
+            unreachable!()
+        };
+        let inflated = encode(&result).len();
+        let decoded = with_inflation_budget(2 * inflated, || {
+            (0..3)
+                .map(|_| Report::from_signing_bytes(&bytes).is_ok())
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(decoded, [true, true, false]);
+        // The budget ends with the call.
+        assert!(Report::from_signing_bytes(&bytes).is_ok());
     }
 
     #[test]

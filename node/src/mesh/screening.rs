@@ -4,6 +4,7 @@
 //! swarm task, where signatures are checked.
 
 use mig_proto::ActionId;
+use mig_proto::messages::{MAX_DELIVERY_BYTES, with_inflation_budget};
 
 use super::penalties;
 use super::reports::{self, Parcel, Report};
@@ -45,8 +46,19 @@ pub struct Known {
 
 /// Screens `parcels` (with what the node knows about each, in the same
 /// order). `was_sent` tells whether this node is a console that sent the
-/// action; it is asked only about verified reports addressed here.
+/// action; it is asked only about verified reports addressed here. The
+/// results of one delivery inflate to no more than a delivery may carry.
 pub fn screen(
+    parcels: Vec<Parcel>,
+    known: &[Known],
+    was_sent: impl Fn(&ActionId) -> bool,
+) -> Screened {
+    with_inflation_budget(MAX_DELIVERY_BYTES, || {
+        screen_within_budget(parcels, known, was_sent)
+    })
+}
+
+fn screen_within_budget(
     parcels: Vec<Parcel>,
     known: &[Known],
     was_sent: impl Fn(&ActionId) -> bool,
