@@ -1761,6 +1761,8 @@ impl Mesh {
                     });
                     // Stored (or, for our own, handed over) before it is acknowledged.
                     let stored = match stored {
+                        // Nothing to pass on (all of it for this console).
+                        Some(parcels) if parcels.is_empty() => true,
                         Some(parcels) => {
                             let enqueue = Internal::Enqueue {
                                 parcels,
@@ -2323,7 +2325,7 @@ fn check_action_with(data: &[u8], config: &NodeConfig, store: Option<&Store>) ->
     // Seen before (a replay, or a copy from before a restart)? Only read
     // here: the action is written down after it is passed on, so no hop
     // waits for a commit before forwarding. Copies within a run are caught
-    // by gossipsub's own cache and by `Node::accept`.
+    // by gossipsub's own cache and by `Mesh::accept`.
     if let Some(store) = store {
         match store.knows_action(&verdict.action_id.0) {
             Ok(false) => {}
