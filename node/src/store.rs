@@ -192,22 +192,17 @@ impl Store {
         wire: &[u8],
     ) -> Result<bool, StoreError> {
         let transaction = self.database.begin_write().map_err(operation)?;
-        let new = {
-            let mut table = transaction.open_table(ACTIONS).map_err(operation)?;
-            if table.get(id).map_err(operation)?.is_some() {
-                false
-            } else {
-                table.insert(id, expire_after).map_err(operation)?;
-                transaction
-                    .open_table(WIRES)
-                    .map_err(operation)?
-                    .insert(id, wire)
-                    .map_err(operation)?;
-                true
-            }
-        };
+        let known = transaction
+            .open_table(ACTIONS)
+            .map_err(operation)?
+            .get(id)
+            .map_err(operation)?
+            .is_some();
+        if !known {
+            insert_seen(&transaction, id, expire_after, wire)?;
+        }
         transaction.commit().map_err(operation)?;
-        Ok(new)
+        Ok(!known)
     }
 
     /// Forgets actions that expired before `before` (Unix seconds).
@@ -454,16 +449,7 @@ impl Store {
                     .map_err(operation)?
                     .insert(id.as_slice(), record.as_slice())
                     .map_err(operation)?;
-                transaction
-                    .open_table(ACTIONS)
-                    .map_err(operation)?
-                    .insert(id.as_slice(), seen.expire_after)
-                    .map_err(operation)?;
-                transaction
-                    .open_table(WIRES)
-                    .map_err(operation)?
-                    .insert(id.as_slice(), seen.wire.as_slice())
-                    .map_err(operation)?;
+                insert_seen(&transaction, &id, seen.expire_after, &seen.wire)?;
             }
             Journal::Ended { id, outcome, ack } => {
                 transaction
@@ -578,6 +564,27 @@ impl Store {
         }
         transaction.commit().map_err(operation)
     }
+}
+
+/// Records an action as seen: its expiry, and its wire message for peers
+/// catching up.
+fn insert_seen(
+    transaction: &redb::WriteTransaction,
+    id: &[u8],
+    expire_after: i64,
+    wire: &[u8],
+) -> Result<(), StoreError> {
+    transaction
+        .open_table(ACTIONS)
+        .map_err(operation)?
+        .insert(id, expire_after)
+        .map_err(operation)?;
+    transaction
+        .open_table(WIRES)
+        .map_err(operation)?
+        .insert(id, wire)
+        .map_err(operation)?;
+    Ok(())
 }
 
 #[cfg(test)]
