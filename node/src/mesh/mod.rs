@@ -1,7 +1,7 @@
 //! The mesh: one libp2p swarm per node, driven by one task that owns it.
 //!
 //! ```text
-//!   gossip message ──▶ validation (blocking pool: decode, verify, journal)
+//!   gossip message ──▶ validation (decode, verify, replay guard: a read)
 //!        ▲                  │ accept / reject / ignore (reported back)
 //!        │                  ▼
 //!   publish (console)   agent: target? ── ack ──▶ outbox ──▶ next hop ──▶ … ──▶ console
@@ -12,8 +12,9 @@
 //! peer first delivered an action and hands the action's reports to that
 //! peer; every hop stores a batch in its outbox before acknowledging it.
 //! If the path is broken the node dials the console directly (its
-//! addresses are in the signed `reply_to`). Everything blocking (redb,
-//! verification, modules) runs off the swarm task.
+//! addresses are in the signed `reply_to`). Everything that blocks (redb
+//! writes, the outbox, modules) runs off the swarm task; validating an
+//! action (one signature, one read) runs on it.
 
 pub mod codec;
 mod gossip_counts;
@@ -296,11 +297,6 @@ impl NodeHandle {
 
 /// Work finished off the swarm task, reported back to it.
 enum Internal {
-    Validated {
-        message_id: MessageId,
-        source: PeerId,
-        outcome: Validation,
-    },
     Enqueue {
         parcels: Vec<(u64, Parcel)>,
         /// An ack: held for `ACK_HOLD` in case its result overtakes it.
@@ -354,9 +350,30 @@ enum Validation {
 
 struct Pending {
     parcel: Parcel,
+    /// The relays the console said it is reachable through (its circuit
+    /// addresses), worked out once.
+    console_relays: Vec<PeerId>,
     in_flight: bool,
     failures: u32,
     next_attempt: Instant,
+}
+
+impl Pending {
+    fn new(parcel: Parcel, next_attempt: Instant) -> Pending {
+        let console_relays = parcel
+            .console_addresses
+            .iter()
+            .filter_map(|address| address.parse::<Multiaddr>().ok())
+            .filter_map(|address| circuit_relay(&address))
+            .collect();
+        Pending {
+            parcel,
+            console_relays,
+            in_flight: false,
+            failures: 0,
+            next_attempt,
+        }
+    }
 }
 
 struct Mesh {
@@ -458,7 +475,10 @@ fn build_swarm(
         .with_behaviour(|key, relay_client| {
             let peer_id = key.public().to_peer_id();
             let gossip_config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Strict)
+                // Actions carry the investigator's signature, checked by
+                // every node; a gossip-level signature of the publishing
+                // peer would add nothing but one more verification per copy.
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
                 .validate_messages()
                 .message_id_fn(|message: &gossipsub::Message| {
                     MessageId::from(sha2::Sha256::digest(&message.data).to_vec())
@@ -467,10 +487,15 @@ fn build_swarm(
                 .heartbeat_initial_delay(Duration::from_millis(100))
                 .heartbeat_interval(Duration::from_millis(700))
                 .duplicate_cache_time(Duration::from_secs(300))
+                // IDONTWANT (gossipsub 1.2) tells every mesh peer, for each
+                // message received, not to send it: worth it for large
+                // messages; an action of a kilobyte or two costs more in
+                // control messages than its duplicates do.
+                .idontwant_message_size_threshold(16 * 1024)
                 .build()
                 .map_err(|error| error.to_string())?;
             let mut gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossipsub::MessageAuthenticity::Anonymous,
                 gossip_config,
             )?
             .with_metrics(&mut gossip_metrics, gossipsub::MetricsConfig::default());
@@ -582,6 +607,48 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
         Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some(peer),
         _ => None,
     }
+}
+
+/// Where a report goes next: to a relay the console is reachable through,
+/// when this node holds a connection to it (agents keep one to their
+/// bootstrap relays), so that it comes home in two hops; else back along
+/// the reverse path, to the peer that first delivered the action; to the
+/// console itself (dialled through its addresses) when neither is there or
+/// both keep failing. A hop's failures move the report down this list.
+fn next_hop(
+    local: &PeerId,
+    console: PeerId,
+    console_relays: &[PeerId],
+    reverse_path: Option<&PeerId>,
+    failures: u32,
+    is_connected: impl Fn(&PeerId) -> bool,
+) -> PeerId {
+    if failures < 2
+        && let Some(relay) = console_relays
+            .iter()
+            .find(|relay| *relay != local && is_connected(relay))
+    {
+        return *relay;
+    }
+    match reverse_path {
+        Some(previous) if failures < 3 && *previous != console && is_connected(previous) => {
+            *previous
+        }
+        _ => console,
+    }
+}
+
+/// The relay of a circuit address (`.../p2p/<relay>/p2p-circuit/...`).
+fn circuit_relay(address: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for part in address.iter() {
+        match part {
+            libp2p::multiaddr::Protocol::P2p(peer) => relay = Some(peer),
+            libp2p::multiaddr::Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A role's name, as peers see it in identify's agent version.
@@ -736,15 +803,8 @@ impl Mesh {
                 for (sequence, bytes) in entries {
                     match ciborium::de::from_reader::<Parcel, _>(bytes.as_slice()) {
                         Ok(parcel) => {
-                            self.outbox.insert(
-                                sequence,
-                                Pending {
-                                    parcel,
-                                    in_flight: false,
-                                    failures: 0,
-                                    next_attempt: Instant::now(),
-                                },
-                            );
+                            self.outbox
+                                .insert(sequence, Pending::new(parcel, Instant::now()));
                         }
                         Err(error) => {
                             tracing::warn!(sequence, %error, "dropping an unreadable outbox entry")
@@ -1255,8 +1315,13 @@ impl Mesh {
         }
     }
 
-    /// Validation runs on the blocking pool; the verdict comes back as
-    /// `Internal::Validated`.
+    /// Validates a gossiped action here, on the swarm task, and reports
+    /// the verdict at once. It costs one signature check and a read
+    /// transaction (tens of microseconds, no write): handing it to the
+    /// blocking pool cost a cross-thread wake-up per node, and in the
+    /// simulator that wake-up waited behind every busy task, a sixth of a
+    /// second per gossip hop. A flood of forgeries costs one check each and
+    /// graylists its sender after three.
     fn validate(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
         if self.role == Role::Console {
             // A console publishes; it does not pass on other consoles' actions.
@@ -1266,26 +1331,12 @@ impl Mesh {
                 .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
             return;
         }
-        let config = self.config.clone();
-        let store = self.store.clone();
-        let sender = self.internal_sender.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome = check_action(&data, &config, &store);
-            let _ = sender.blocking_send(Internal::Validated {
-                message_id,
-                source,
-                outcome,
-            });
-        });
+        let outcome = check_action(&data, &self.config, &self.store);
+        self.on_validated(message_id, source, outcome);
     }
 
     fn on_internal(&mut self, work: Internal) {
         match work {
-            Internal::Validated {
-                message_id,
-                source,
-                outcome,
-            } => self.on_validated(message_id, source, outcome),
             Internal::Enqueue {
                 parcels,
                 held,
@@ -1302,15 +1353,8 @@ impl Mesh {
                 let now = Instant::now();
                 let next_attempt = if held { now + ACK_HOLD } else { now };
                 for (sequence, parcel) in parcels {
-                    self.outbox.insert(
-                        sequence,
-                        Pending {
-                            parcel,
-                            in_flight: false,
-                            failures: 0,
-                            next_attempt,
-                        },
-                    );
+                    self.outbox
+                        .insert(sequence, Pending::new(parcel, next_attempt));
                 }
                 self.flush_outbox();
             }
@@ -2068,18 +2112,14 @@ impl Mesh {
                     .try_into()
                     .unwrap_or([0; 32]),
             );
-            // The reverse path first; the console itself when the path is
-            // gone or keeps failing.
-            let hop = match self.paths.get(&action_id) {
-                Some(previous)
-                    if pending.failures < 3
-                        && self.swarm.is_connected(previous)
-                        && *previous != console =>
-                {
-                    *previous
-                }
-                _ => console,
-            };
+            let hop = next_hop(
+                &local,
+                console,
+                &pending.console_relays,
+                self.paths.get(&action_id),
+                pending.failures,
+                |peer| self.swarm.is_connected(peer),
+            );
             let batch = batches.entry(hop).or_default();
             if batch.len() < PARCELS_PER_DELIVERY * 8 {
                 batch.push(*sequence);
@@ -2435,6 +2475,70 @@ mod tests {
         assert_eq!(
             store.action_wires(&[action.id.0.to_vec()]).unwrap(),
             vec![wire]
+        );
+    }
+
+    #[test]
+    fn a_circuit_address_names_its_relay_and_a_plain_one_none() {
+        let relay = PeerId::random();
+        let console = PeerId::random();
+        let circuit: Multiaddr =
+            format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{console}")
+                .parse()
+                .unwrap();
+        assert_eq!(circuit_relay(&circuit), Some(relay));
+        let plain: Multiaddr = format!("/ip4/10.0.0.2/tcp/4001/p2p/{console}")
+            .parse()
+            .unwrap();
+        assert_eq!(circuit_relay(&plain), None);
+        let pending = Pending::new(
+            Parcel {
+                console: console.to_bytes(),
+                console_addresses: vec![plain.to_string(), circuit.to_string(), "junk".into()],
+                action_id: vec![0; 32],
+                expire_after: 0,
+                report: mig_proto::messages::SignedReport {
+                    bytes: Vec::new(),
+                    public_key: Vec::new(),
+                    signature: Vec::new(),
+                },
+            },
+            Instant::now(),
+        );
+        assert_eq!(pending.console_relays, vec![relay]);
+    }
+
+    #[test]
+    fn a_report_goes_by_the_console_relay_then_the_reverse_path_then_the_console() {
+        let local = PeerId::random();
+        let console = PeerId::random();
+        let relay = PeerId::random();
+        let previous = PeerId::random();
+        let all = |_: &PeerId| true;
+        let hop = |relays: &[PeerId],
+                   path: Option<&PeerId>,
+                   failures,
+                   connected: &dyn Fn(&PeerId) -> bool| {
+            next_hop(&local, console, relays, path, failures, connected)
+        };
+        // Connected to the console's relay: straight there.
+        assert_eq!(hop(&[relay], Some(&previous), 0, &all), relay);
+        // Not connected to it: the reverse path.
+        assert_eq!(
+            hop(&[relay], Some(&previous), 0, &|peer| *peer != relay),
+            previous
+        );
+        // The relay keeps failing: the reverse path, then the console.
+        assert_eq!(hop(&[relay], Some(&previous), 2, &all), previous);
+        assert_eq!(hop(&[relay], Some(&previous), 3, &all), console);
+        // A relay never sends to itself; with no path it goes to the console.
+        assert_eq!(next_hop(&relay, console, &[relay], None, 0, all), console);
+        // The reverse path leads to the console itself: no detour.
+        assert_eq!(hop(&[], Some(&console), 0, &all), console);
+        // The path is gone: the console.
+        assert_eq!(
+            hop(&[], Some(&previous), 0, &|peer| *peer != previous),
+            console
         );
     }
 }
