@@ -98,6 +98,14 @@ fn fifty_agents_in_two_segments_behind_one_relay_answer_when_targeted() {
         report.relay_traffic
     );
     assert_eq!(report.agent_traffic.deliveries_failed, 0);
+    // Every agent holds a connection to the relay the console named in its
+    // circuit addresses: reports go there directly, not through other
+    // agents (along the gossip tree, agents passed on about one each here).
+    assert!(
+        report.agent_traffic.reports_forwarded_mean < 0.2,
+        "{:?}",
+        report.agent_traffic
+    );
     // A sweep of eight files is over long before an ack leaves: results
     // go home alone (all but an agent the machine stalls for half a
     // second).
