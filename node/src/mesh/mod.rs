@@ -8,11 +8,13 @@
 //!                              └─ runtime ── result ─┘   (redb)  (request-response, batched)
 //! ```
 //!
-//! Reports travel back along the reverse path: each node remembers which
-//! peer first delivered an action and hands the action's reports to that
-//! peer; every hop stores a batch in its outbox before acknowledging it.
-//! If the path is broken the node dials the console directly (its
-//! addresses are in the signed `reply_to`). Everything that blocks (redb
+//! Reports go to the console when connected to it; an agent otherwise
+//! hands them to a relay the console named in its circuit addresses, or
+//! back along the reverse path (each node remembers which peer first
+//! delivered an action); every hop stores a batch in its outbox before
+//! acknowledging it. When neither is there, or both keep failing, the node
+//! dials the console directly (its addresses are in the signed
+//! `reply_to`); relays never pass reports back into the mesh (`next_hop`). Everything that blocks (redb
 //! writes, the outbox, modules) runs off the swarm task; validating an
 //! action (one signature, one read) runs on it.
 
@@ -609,29 +611,46 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     }
 }
 
-/// Where a report goes next: to a relay the console is reachable through,
-/// when this node holds a connection to it (agents keep one to their
-/// bootstrap relays), so that it comes home in two hops; else back along
-/// the reverse path, to the peer that first delivered the action; to the
-/// console itself (dialled through its addresses) when neither is there or
-/// both keep failing. A hop's failures move the report down this list.
+/// Where a report goes next, in order:
+/// 1. the console, when this node is connected to it;
+/// 2. for an agent, a relay the console is reachable through (named in its
+///    circuit addresses) that the agent is connected to (agents keep a
+///    link to their bootstrap relays), so the report comes home in two
+///    hops; moved past after two failures;
+/// 3. back along the reverse path, to the peer that first delivered the
+///    action, after three failures no longer;
+/// 4. the console, dialled through its addresses.
+///
+/// A relay never passes a report back into the mesh: it follows the
+/// reverse path only to another relay, else it goes to the console.
+/// Reverse paths form a tree, and agents climb it or jump to a relay, so
+/// no report can go round in a circle (a relay whose path led to an agent
+/// would be handed the report straight back).
 fn next_hop(
-    local: &PeerId,
+    role: Role,
     console: PeerId,
     console_relays: &[PeerId],
     reverse_path: Option<&PeerId>,
     failures: u32,
     is_connected: impl Fn(&PeerId) -> bool,
+    is_relay: impl Fn(&PeerId) -> bool,
 ) -> PeerId {
-    if failures < 2
-        && let Some(relay) = console_relays
-            .iter()
-            .find(|relay| *relay != local && is_connected(relay))
+    if is_connected(&console) {
+        return console;
+    }
+    if role == Role::Agent
+        && failures < 2
+        && let Some(relay) = console_relays.iter().find(|relay| is_connected(relay))
     {
         return *relay;
     }
     match reverse_path {
-        Some(previous) if failures < 3 && *previous != console && is_connected(previous) => {
+        Some(previous)
+            if failures < 3
+                && *previous != console
+                && is_connected(previous)
+                && (role == Role::Agent || is_relay(previous)) =>
+        {
             *previous
         }
         _ => console,
@@ -2091,6 +2110,7 @@ impl Mesh {
     fn flush_outbox(&mut self) {
         let now = Instant::now();
         let local = *self.swarm.local_peer_id();
+        let bootstrap: Vec<PeerId> = self.config.bootstrap.iter().filter_map(peer_of).collect();
         let mut batches: HashMap<PeerId, Vec<u64>> = HashMap::new();
         let mut delivered_here = Vec::new();
         for (sequence, pending) in &self.outbox {
@@ -2113,12 +2133,13 @@ impl Mesh {
                     .unwrap_or([0; 32]),
             );
             let hop = next_hop(
-                &local,
+                self.role,
                 console,
                 &pending.console_relays,
                 self.paths.get(&action_id),
                 pending.failures,
                 |peer| self.swarm.is_connected(peer),
+                |peer| bootstrap.contains(peer) || pending.console_relays.contains(peer),
             );
             let batch = batches.entry(hop).or_default();
             if batch.len() < PARCELS_PER_DELIVERY * 8 {
@@ -2510,35 +2531,56 @@ mod tests {
 
     #[test]
     fn a_report_goes_by_the_console_relay_then_the_reverse_path_then_the_console() {
-        let local = PeerId::random();
         let console = PeerId::random();
         let relay = PeerId::random();
+        let other_relay = PeerId::random();
         let previous = PeerId::random();
-        let all = |_: &PeerId| true;
-        let hop = |relays: &[PeerId],
-                   path: Option<&PeerId>,
-                   failures,
-                   connected: &dyn Fn(&PeerId) -> bool| {
-            next_hop(&local, console, relays, path, failures, connected)
+        let not_console = |peer: &PeerId| *peer != console;
+        let relays = |peer: &PeerId| *peer == relay || *peer == other_relay;
+        let hop = |role, path: Option<&PeerId>, failures, connected: &dyn Fn(&PeerId) -> bool| {
+            next_hop(role, console, &[relay], path, failures, connected, relays)
         };
-        // Connected to the console's relay: straight there.
-        assert_eq!(hop(&[relay], Some(&previous), 0, &all), relay);
+        // An agent connected to the console's relay: straight there.
+        assert_eq!(hop(Role::Agent, Some(&previous), 0, &not_console), relay);
         // Not connected to it: the reverse path.
-        assert_eq!(
-            hop(&[relay], Some(&previous), 0, &|peer| *peer != relay),
-            previous
-        );
+        let neither = |peer: &PeerId| *peer != relay && *peer != console;
+        assert_eq!(hop(Role::Agent, Some(&previous), 0, &neither), previous);
         // The relay keeps failing: the reverse path, then the console.
-        assert_eq!(hop(&[relay], Some(&previous), 2, &all), previous);
-        assert_eq!(hop(&[relay], Some(&previous), 3, &all), console);
-        // A relay never sends to itself; with no path it goes to the console.
-        assert_eq!(next_hop(&relay, console, &[relay], None, 0, all), console);
+        assert_eq!(hop(Role::Agent, Some(&previous), 2, &not_console), previous);
+        assert_eq!(hop(Role::Agent, Some(&previous), 3, &not_console), console);
+        // Connected to the console: always there.
+        assert_eq!(hop(Role::Agent, Some(&previous), 0, &|_| true), console);
         // The reverse path leads to the console itself: no detour.
-        assert_eq!(hop(&[], Some(&console), 0, &all), console);
+        assert_eq!(hop(Role::Agent, Some(&console), 0, &neither), console);
         // The path is gone: the console.
-        assert_eq!(
-            hop(&[], Some(&previous), 0, &|peer| *peer != previous),
-            console
-        );
+        let only_relay = |peer: &PeerId| *peer == relay;
+        assert_eq!(hop(Role::Agent, Some(&previous), 2, &only_relay), console);
+    }
+
+    #[test]
+    fn a_relay_never_hands_a_report_back_to_an_agent() {
+        let console = PeerId::random();
+        let relay = PeerId::random();
+        let other_relay = PeerId::random();
+        let agent = PeerId::random();
+        let relays = |peer: &PeerId| *peer == relay || *peer == other_relay;
+        let not_console = |peer: &PeerId| *peer != console;
+        let hop = |path: &PeerId| {
+            next_hop(
+                Role::Relay,
+                console,
+                &[relay, other_relay],
+                Some(path),
+                0,
+                not_console,
+                relays,
+            )
+        };
+        // Not to another relay of the console's (it would hand it back),
+        // nor down its reverse path to an agent (which would too).
+        assert_eq!(hop(&agent), console);
+        // Along the reverse path to the relay it came from: that one is
+        // nearer the console.
+        assert_eq!(hop(&other_relay), other_relay);
     }
 }

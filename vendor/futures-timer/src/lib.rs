@@ -11,7 +11,9 @@
 //!
 //! A `Delay` created outside a tokio runtime is registered with a small
 //! runtime of its own (one thread, started the first time it is needed),
-//! so it works anywhere, as the original does.
+//! so it works anywhere, as the original does. Inside a runtime it uses
+//! that runtime's timer, which must be enabled (`enable_all` or
+//! `enable_time`, as every runtime of ours is): tokio has no way to ask.
 
 use std::fmt;
 use std::future::Future;
