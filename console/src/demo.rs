@@ -250,7 +250,7 @@ fn wait_for_mesh(runtime: &tokio::runtime::Runtime, data_dirs: &[PathBuf]) -> an
                 .block_on(mig_node::status::query(data_dir))
                 .ok()
                 .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-                .is_some_and(|status| status["mesh_peers"].as_u64().unwrap_or(0) > 0);
+                .is_some_and(|status| mig_node::status::action_peers(&status) > 0);
             !ready
         });
         std::thread::sleep(Duration::from_millis(200));

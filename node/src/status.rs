@@ -66,3 +66,13 @@ pub async fn query(data_dir: &Path) -> std::io::Result<String> {
     .map_err(|_| std::io::Error::other("the node does not answer"))??;
     Ok(text)
 }
+
+/// Peers an action reaches a node from, in a status document: its gossip
+/// mesh and its direct peers (a relay's agents, an agent's relays). Zero
+/// means the node is not in the mesh yet.
+pub fn action_peers(status: &serde_json::Value) -> u64 {
+    ["mesh_peers", "direct_peers"]
+        .iter()
+        .map(|field| status[field].as_u64().unwrap_or(0))
+        .sum()
+}

@@ -469,8 +469,11 @@ impl Fleet {
                 if let Some(status) = answer {
                     links.push(status.connected_peers);
                     opened += status.connections_opened;
-                    ready += usize::from(status.mesh_peers >= wanted);
-                    in_mesh += usize::from(status.mesh_peers >= 1);
+                    // The relays an agent peers with directly carry
+                    // actions to it as a mesh peer does.
+                    let peers = status.mesh_peers + status.direct_peers;
+                    ready += usize::from(peers >= wanted);
+                    in_mesh += usize::from(peers >= 1);
                 }
             }
             let mean = links.iter().sum::<usize>() as f64 / links.len().max(1) as f64;

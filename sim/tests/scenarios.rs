@@ -92,8 +92,10 @@ fn fifty_agents_in_two_segments_behind_one_relay_answer_when_targeted() {
         "{:?}",
         report.agent_traffic
     );
+    // The relay sends the action to every agent itself, not only to its
+    // gossip mesh (a dozen at most).
     assert!(
-        report.relay_traffic.gossip_sent_mean >= 1.0,
+        report.relay_traffic.gossip_sent_mean >= scenario.nodes as f64,
         "{:?}",
         report.relay_traffic
     );

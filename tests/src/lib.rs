@@ -309,7 +309,7 @@ pub fn wait_for_mesh(data_dirs: &[PathBuf]) {
     let started = std::time::Instant::now();
     for data_dir in data_dirs {
         while node_status(data_dir)
-            .is_none_or(|status| status["mesh_peers"].as_u64().unwrap_or(0) == 0)
+            .is_none_or(|status| mig_node::status::action_peers(&status) == 0)
         {
             assert!(
                 started.elapsed() < Duration::from_secs(60),

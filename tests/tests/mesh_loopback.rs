@@ -78,6 +78,16 @@ fn twenty_agents_answer_and_exactly_the_planted_ones_find() {
             assert_eq!(hits, ["/usr/bin/kworkerd"]);
         }
     }
+    // The relay peers directly with every agent and sent each the action
+    // itself; each agent peers directly with the relay.
+    let relay_status = mig_tests::node_status(&dir.join("relay")).unwrap();
+    assert_eq!(relay_status["direct_peers"], 20, "{relay_status}");
+    assert!(
+        relay_status["gossip_sent"].as_u64().unwrap_or(0) >= 20,
+        "{relay_status}"
+    );
+    let agent_status = mig_tests::node_status(&dir.join("agent0")).unwrap();
+    assert_eq!(agent_status["direct_peers"], 1, "{agent_status}");
 }
 
 #[test]

@@ -195,6 +195,9 @@ pub struct Status {
     /// Connections closed because the peer stopped answering pings.
     pub connections_dead: u64,
     pub mesh_peers: usize,
+    /// Peers this node exchanges every action with outside the gossip
+    /// mesh: an agent's relays, a relay's agents (`direct`).
+    pub direct_peers: usize,
     pub actions_accepted: u64,
     pub actions_ignored: u64,
     pub actions_rejected: BTreeMap<String, u64>,
@@ -247,6 +250,7 @@ enum Command {
 pub struct Links {
     pub connected_peers: usize,
     pub mesh_peers: usize,
+    pub direct_peers: usize,
     pub connections_opened: u64,
 }
 
@@ -416,6 +420,10 @@ struct Mesh {
     /// Connected peers other than consoles, with where they listen: what
     /// this node offers when asked for peers.
     linkable: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Peers gossipsub sends every action to, mesh or not: a relay's
+    /// agents and an agent's relays (see `direct_role`); an agent's
+    /// bootstrap peers from the start, connected or not.
+    direct: std::collections::HashSet<PeerId>,
     /// Peers this agent is dialling to make links.
     dialing: std::collections::HashSet<PeerId>,
     /// A peer request is out (at most one at a time).
@@ -679,6 +687,33 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// A peer's role, from the agent version its identify announces
+/// (`mig-mesh/<version> <role>`); `None` for anything else.
+fn peer_role(agent_version: &str) -> Option<Role> {
+    let (software, role) = agent_version.split_once(' ')?;
+    if !software.starts_with("mig-mesh/") {
+        return None;
+    }
+    [Role::Agent, Role::Relay, Role::Console]
+        .into_iter()
+        .find(|candidate| role_name(*candidate) == role)
+}
+
+/// The role of the peers a node of `role` sends every action to directly,
+/// outside the gossip mesh (gossipsub's explicit peers): a relay to all
+/// its agents, an agent to its relays. An action then reaches every agent
+/// linked to a relay one hop after the relay, where the mesh alone took
+/// five or six; the mesh still carries it to agents the relay does not
+/// reach. Both ends mark each other, so neither grafts the other (gossipsub
+/// ignores a graft from an explicit peer). Decision 6.
+fn direct_role(role: Role) -> Option<Role> {
+    match role {
+        Role::Relay => Some(Role::Agent),
+        Role::Agent => Some(Role::Relay),
+        Role::Console => None,
+    }
+}
+
 /// Starts a node. It runs until `shutdown` is cancelled.
 pub async fn start(
     config: NodeConfig,
@@ -792,6 +827,7 @@ pub async fn start_in(
         linked_since: HashMap::new(),
         listeners,
         linkable: HashMap::new(),
+        direct: std::collections::HashSet::new(),
         dialing: std::collections::HashSet::new(),
         asking_for_peers: false,
         discovery_ticks: 0,
@@ -801,6 +837,7 @@ pub async fn start_in(
     };
     mesh.load_outbox();
     if role == Role::Agent {
+        mesh.peer_with_bootstrap_relays();
         mesh.resume_interrupted();
     }
     let task = tokio::spawn(async move { mesh.run(command_receiver, internal_receiver).await });
@@ -886,6 +923,7 @@ impl Mesh {
                 let links = self.links();
                 status.connected_peers = links.connected_peers;
                 status.mesh_peers = links.mesh_peers;
+                status.direct_peers = links.direct_peers;
                 status.outbox_length = self.outbox.len();
                 status.bytes_sent = self.traffic.sent();
                 let counts = GossipCounts::read(&self.gossip_metrics);
@@ -937,6 +975,11 @@ impl Mesh {
                 .gossipsub
                 .mesh_peers(&self.topic.hash())
                 .count(),
+            direct_peers: self
+                .direct
+                .iter()
+                .filter(|peer| self.swarm.is_connected(peer))
+                .count(),
             connections_opened: self.status.connections_opened,
         }
     }
@@ -957,6 +1000,9 @@ impl Mesh {
             } => {
                 self.linked_since.remove(peer_id);
                 self.linkable.remove(peer_id);
+                if !self.is_bootstrap(peer_id) {
+                    self.drop_direct(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer_id),
@@ -997,6 +1043,17 @@ impl Mesh {
                     for address in &info.listen_addrs {
                         kad.add_address(&peer_id, address.clone());
                     }
+                }
+                let direct = direct_role(self.role)
+                    .is_some_and(|wanted| peer_role(&info.agent_version) == Some(wanted));
+                if direct && self.swarm.is_connected(&peer_id) && self.direct.insert(peer_id) {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .add_explicit_peer(&peer_id);
+                } else if !direct {
+                    // A bootstrap peer that is not a relay after all.
+                    self.drop_direct(&peer_id);
                 }
                 // Consoles are never offered as links.
                 if !info.agent_version.ends_with(role_name(Role::Console))
@@ -1122,6 +1179,38 @@ impl Mesh {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// An agent peers directly with its bootstrap peers (relays, as a rule)
+    /// before it even connects, not once their identify says so: in
+    /// between, the agent's heartbeat could graft the relay, which ignores
+    /// a graft from a direct peer with a warning.
+    fn peer_with_bootstrap_relays(&mut self) {
+        let bootstrap: Vec<PeerId> = self.config.bootstrap.iter().filter_map(peer_of).collect();
+        for peer in bootstrap {
+            if self.direct.insert(peer) {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .add_explicit_peer(&peer);
+            }
+        }
+    }
+
+    fn is_bootstrap(&self, peer: &PeerId) -> bool {
+        self.config
+            .bootstrap
+            .iter()
+            .any(|address| peer_of(address).as_ref() == Some(peer))
+    }
+
+    fn drop_direct(&mut self, peer: &PeerId) {
+        if self.direct.remove(peer) {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .remove_explicit_peer(peer);
         }
     }
 
@@ -2497,6 +2586,22 @@ mod tests {
             store.action_wires(&[action.id.0.to_vec()]).unwrap(),
             vec![wire]
         );
+    }
+
+    #[test]
+    fn relays_and_agents_peer_directly_and_only_with_each_other() {
+        let version = |role| format!("mig-mesh/0.1.0 {}", role_name(role));
+        assert_eq!(peer_role(&version(Role::Relay)), Some(Role::Relay));
+        assert_eq!(peer_role(&version(Role::Agent)), Some(Role::Agent));
+        assert_eq!(peer_role(&version(Role::Console)), Some(Role::Console));
+        // Another program's peer, or a role we do not know, is nobody's
+        // direct peer.
+        assert_eq!(peer_role("rust-libp2p/0.57.1 relay"), None);
+        assert_eq!(peer_role("mig-mesh/0.1.0 broker"), None);
+        assert_eq!(peer_role("mig-mesh/0.1.0"), None);
+        assert_eq!(direct_role(Role::Relay), Some(Role::Agent));
+        assert_eq!(direct_role(Role::Agent), Some(Role::Relay));
+        assert_eq!(direct_role(Role::Console), None);
     }
 
     #[test]
