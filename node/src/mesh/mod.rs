@@ -986,12 +986,33 @@ impl Mesh {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match &event {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 self.status.connections_opened += 1;
                 self.linked_since
                     .entry(*peer_id)
                     .or_insert_with(Instant::now);
                 self.dialing.remove(peer_id);
+                // Whoever dials a relay is taken for an agent until its
+                // identify says otherwise (consoles and other relays are
+                // few): in between, the relay's heartbeat could graft the
+                // agent, which ignores a graft from a direct peer with a
+                // warning.
+                if self.role == Role::Relay
+                    && endpoint.is_listener()
+                    && num_established.get() == 1
+                    && !self.is_bootstrap(peer_id)
+                    && self.direct.insert(*peer_id)
+                {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .add_explicit_peer(peer_id);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -1052,7 +1073,8 @@ impl Mesh {
                         .gossipsub
                         .add_explicit_peer(&peer_id);
                 } else if !direct {
-                    // A bootstrap peer that is not a relay after all.
+                    // An agent's bootstrap peer that is not a relay after
+                    // all, or a console or relay that dialled a relay.
                     self.drop_direct(&peer_id);
                 }
                 // Consoles are never offered as links.
