@@ -1006,12 +1006,8 @@ impl Mesh {
                     && endpoint.is_listener()
                     && num_established.get() == 1
                     && !self.is_bootstrap(peer_id)
-                    && self.direct.insert(*peer_id)
                 {
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .add_explicit_peer(peer_id);
+                    self.mark_direct(*peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -1065,22 +1061,18 @@ impl Mesh {
                         kad.add_address(&peer_id, address.clone());
                     }
                 }
-                let direct = direct_role(self.role)
-                    .is_some_and(|wanted| peer_role(&info.agent_version) == Some(wanted));
-                if direct && self.swarm.is_connected(&peer_id) && self.direct.insert(peer_id) {
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .add_explicit_peer(&peer_id);
-                } else if !direct {
+                let role = peer_role(&info.agent_version);
+                if role.is_some() && role == direct_role(self.role) {
+                    if self.swarm.is_connected(&peer_id) {
+                        self.mark_direct(peer_id);
+                    }
+                } else {
                     // An agent's bootstrap peer that is not a relay after
                     // all, or a console or relay that dialled a relay.
                     self.drop_direct(&peer_id);
                 }
                 // Consoles are never offered as links.
-                if !info.agent_version.ends_with(role_name(Role::Console))
-                    && self.swarm.is_connected(&peer_id)
-                {
+                if role != Some(Role::Console) && self.swarm.is_connected(&peer_id) {
                     let addresses: Vec<Multiaddr> = info
                         .listen_addrs
                         .into_iter()
@@ -1209,22 +1201,28 @@ impl Mesh {
     /// between, the agent's heartbeat could graft the relay, which ignores
     /// a graft from a direct peer with a warning.
     fn peer_with_bootstrap_relays(&mut self) {
-        let bootstrap: Vec<PeerId> = self.config.bootstrap.iter().filter_map(peer_of).collect();
+        let bootstrap: Vec<PeerId> = self.bootstrap_peers().collect();
         for peer in bootstrap {
-            if self.direct.insert(peer) {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .add_explicit_peer(&peer);
-            }
+            self.mark_direct(peer);
         }
     }
 
+    /// The peers of the configured bootstrap addresses.
+    fn bootstrap_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.config.bootstrap.iter().filter_map(peer_of)
+    }
+
     fn is_bootstrap(&self, peer: &PeerId) -> bool {
-        self.config
-            .bootstrap
-            .iter()
-            .any(|address| peer_of(address).as_ref() == Some(peer))
+        self.bootstrap_peers().any(|bootstrap| bootstrap == *peer)
+    }
+
+    fn mark_direct(&mut self, peer: PeerId) {
+        if self.direct.insert(peer) {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .add_explicit_peer(&peer);
+        }
     }
 
     fn drop_direct(&mut self, peer: &PeerId) {
@@ -1303,10 +1301,7 @@ impl Mesh {
             return;
         }
         let bootstrap = self
-            .config
-            .bootstrap
-            .iter()
-            .filter_map(peer_of)
+            .bootstrap_peers()
             .find(|peer| self.swarm.is_connected(peer));
         let Some(peer) = from
             .or(bootstrap)
@@ -1393,7 +1388,7 @@ impl Mesh {
             .gossipsub
             .mesh_peers(&topic)
             .copied()
-            .chain(self.config.bootstrap.iter().filter_map(peer_of))
+            .chain(self.bootstrap_peers())
             .chain(self.paths.values().copied())
             .collect();
         let now = Instant::now();
@@ -2221,7 +2216,6 @@ impl Mesh {
     fn flush_outbox(&mut self) {
         let now = Instant::now();
         let local = *self.swarm.local_peer_id();
-        let bootstrap: Vec<PeerId> = self.config.bootstrap.iter().filter_map(peer_of).collect();
         let mut batches: HashMap<PeerId, Vec<u64>> = HashMap::new();
         let mut delivered_here = Vec::new();
         for (sequence, pending) in &self.outbox {
@@ -2250,7 +2244,7 @@ impl Mesh {
                 self.paths.get(&action_id),
                 pending.failures,
                 |peer| self.swarm.is_connected(peer),
-                |peer| bootstrap.contains(peer) || pending.console_relays.contains(peer),
+                |peer| self.is_bootstrap(peer) || pending.console_relays.contains(peer),
             );
             let batch = batches.entry(hop).or_default();
             if batch.len() < PARCELS_PER_DELIVERY * 8 {
