@@ -17,6 +17,7 @@ use mig_keys::SecretKey;
 use mig_node::config::NodeConfig;
 use mig_node::mesh::reports::{Report, ReportBody};
 use mig_node::mesh::{self, MeshEvent, Role};
+use mig_proto::seal::SealSecret;
 use mig_proto::{Action, ActionId, AgentAttributes, AgentResult, ReplyTo, SignedAction, Timestamp};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -70,6 +71,10 @@ pub enum LaunchError {
     SignedForAnotherConsole { signed_for: String, this: String },
     #[error("the action is not signed: give --key")]
     NoKey,
+    #[error(
+        "the action's results are sealed to a key this console does not hold (was it signed with `mig -s` in another data directory?); sign it again here"
+    )]
+    SealKeyNotHere,
     #[error(
         "no peer to publish to after {0:?}: is the bootstrap address right and the relay running?"
     )]
@@ -224,10 +229,11 @@ pub async fn launch(
 
     if action.signatures.is_empty() {
         let key = key.ok_or(LaunchError::NoKey)?;
+        let seal = SealSecret::generate().map_err(other)?;
         action.reply_to = Some(ReplyTo {
             peer_id: this_console.clone(),
             addresses,
-            seal_key: None,
+            seal_key: Some(seal.public().to_string()),
         });
         mig_keys::fill_launch_defaults(
             &mut action,
@@ -235,6 +241,8 @@ pub async fn launch(
             options.expiry_seconds,
         )
         .map_err(other)?;
+        let store = node.store.clone();
+        keep_seal(store, &action, seal).await?;
         mig_keys::sign_action(&mut action, key).map_err(other)?;
     } else {
         let signed_for = action
@@ -248,6 +256,10 @@ pub async fn launch(
                 signed_for,
                 this: this_console,
             });
+        }
+        if let Err(error) = check_seal_is_kept(&node.store, &action) {
+            shutdown.cancel();
+            return Err(error);
         }
     }
     let signed = SignedAction::from_action(&action).map_err(other)?;
@@ -298,6 +310,44 @@ pub async fn launch(
         last_report.duration_since(published).as_millis(),
         status,
     ))
+}
+
+/// Keeps the secret that `action`'s reports are sealed to (its body is
+/// final but for the signatures, so its id is known), before anything is
+/// signed: an action is never out without its secret on disk.
+pub async fn keep_seal(
+    store: std::sync::Arc<mig_node::store::Store>,
+    action: &Action,
+    seal: SealSecret,
+) -> Result<(), LaunchError> {
+    let id = action.id().map_err(other)?;
+    tokio::task::spawn_blocking(move || store.keep_seal(&id.0, &seal.to_bytes()))
+        .await
+        .map_err(other)?
+        .map_err(other)
+}
+
+/// A pre-signed action whose reports are sealed must be sealed to a key
+/// this console holds (it signed the action here, with `mig -s`), or its
+/// results would come home unreadable.
+fn check_seal_is_kept(store: &mig_node::store::Store, action: &Action) -> Result<(), LaunchError> {
+    let Some(public) = action
+        .reply_to
+        .as_ref()
+        .and_then(|reply_to| reply_to.seal_key.as_deref())
+    else {
+        return Ok(());
+    };
+    let id = action.id().map_err(other)?;
+    let kept = store
+        .seal(&id.0)
+        .map_err(other)?
+        .map(|secret| SealSecret::from_bytes(*secret).public().to_string());
+    if kept.as_deref() == Some(public) {
+        Ok(())
+    } else {
+        Err(LaunchError::SealKeyNotHere)
+    }
 }
 
 /// How long the mesh must stay quiet after the last ack, which came
@@ -693,6 +743,41 @@ mod tests {
         assert_eq!(quiet_period(10 * second, false), 5 * second);
         // With a count to expect, the count decides, not the quiet.
         assert_eq!(quiet_period(10 * second, true), QUIET_AFTER_LAST_ACK);
+    }
+
+    #[tokio::test]
+    async fn a_presigned_action_launches_only_with_its_seal_secret_kept_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(mig_node::store::Store::open(dir.path()).unwrap());
+        let mut action = Action::from_json(
+            r#"{"name":"x","target":"true","syntaxversion":2,"operations":[{"module":"agentinfo"}]}"#,
+        )
+        .unwrap();
+        // No seal key: nothing to hold.
+        assert!(check_seal_is_kept(&store, &action).is_ok());
+
+        let seal = SealSecret::generate().unwrap();
+        action.reply_to = Some(ReplyTo {
+            peer_id: "12D3KooWexample".into(),
+            addresses: Vec::new(),
+            seal_key: Some(seal.public().to_string()),
+        });
+        assert!(matches!(
+            check_seal_is_kept(&store, &action),
+            Err(LaunchError::SealKeyNotHere)
+        ));
+        keep_seal(store.clone(), &action, seal).await.unwrap();
+        assert!(check_seal_is_kept(&store, &action).is_ok());
+
+        // Any other key (which makes another action) is not held.
+        let other = SealSecret::generate().unwrap();
+        if let Some(reply_to) = &mut action.reply_to {
+            reply_to.seal_key = Some(other.public().to_string());
+        }
+        assert!(matches!(
+            check_seal_is_kept(&store, &action),
+            Err(LaunchError::SealKeyNotHere)
+        ));
     }
 
     fn report(agent: &str, body: ReportBody) -> Report {

@@ -425,16 +425,20 @@ impl Session {
         let key = self.key(settings)?;
         if action.signatures.is_empty() {
             let identity = mig_node::identity::load_or_create(&settings.data_dir)?;
+            let seal = mig_proto::seal::SealSecret::generate()?;
             action.reply_to = Some(mig_proto::ReplyTo {
                 peer_id: identity.public().to_peer_id().to_string(),
                 addresses: Vec::new(),
-                seal_key: None,
+                seal_key: Some(seal.public().to_string()),
             });
             mig_keys::fill_launch_defaults(
                 &mut action,
                 Timestamp::from_system_time(SystemTime::now()),
                 flags.expire,
             )?;
+            // Kept here, where the action will be launched from.
+            let store = mig_node::store::Store::open(&settings.data_dir)?;
+            store.keep_seal(&action.id()?.0, &seal.to_bytes())?;
         }
         mig_keys::sign_action(&mut action, &key)?;
         writeln!(self.out, "{}", action.to_json_pretty())?;

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use zeroize::Zeroizing;
+
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// File digests by (device, inode, size, mtime, ctime, decompressed): a
@@ -24,6 +26,10 @@ const ACTIONS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("actions")
 const WIRES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("wires");
 /// A console's history: actions it sent (id -> the signed action, JSON).
 const SENT: TableDefinition<'_, &[u8], &str> = TableDefinition::new("sent");
+/// A console's seal secrets: action id -> the X25519 secret the action's
+/// reports are sealed to (32 bytes). Kept as long as the history, so
+/// reports that come home after a restart still open.
+const SEALS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("seals");
 /// A console's history: reports it received, keyed by action id, agent and
 /// kind (0 ack, 1 refusal, 2 result), so a report seen twice counts once.
 const RECEIVED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("received");
@@ -175,6 +181,7 @@ impl Store {
         transaction.open_table(WIRES).map_err(operation)?;
         transaction.open_table(CANCELLED).map_err(operation)?;
         transaction.open_table(SENT).map_err(operation)?;
+        transaction.open_table(SEALS).map_err(operation)?;
         transaction.open_table(RECEIVED).map_err(operation)?;
         transaction.open_table(OUTCOMES).map_err(operation)?;
         transaction.commit().map_err(operation)?;
@@ -244,6 +251,51 @@ impl Store {
             .insert(id, action_json)
             .map_err(operation)?;
         transaction.commit().map_err(operation)
+    }
+
+    /// Keeps the secret that reports for action `id` are sealed to (before
+    /// the action is signed, so it is never out without it).
+    pub fn keep_seal(&self, id: &[u8], secret: &[u8; 32]) -> Result<(), StoreError> {
+        let transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .open_table(SEALS)
+            .map_err(operation)?
+            .insert(id, secret.as_slice())
+            .map_err(operation)?;
+        transaction.commit().map_err(operation)
+    }
+
+    /// The secret reports for action `id` are sealed to, if this console
+    /// made one.
+    pub fn seal(&self, id: &[u8]) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        let seals = transaction.open_table(SEALS).map_err(operation)?;
+        Ok(seals
+            .get(id)
+            .map_err(operation)?
+            .and_then(|value| <[u8; 32]>::try_from(value.value()).ok().map(Zeroizing::new)))
+    }
+
+    /// For an action this console sent, the secret its reports are sealed
+    /// to (`Some(None)`: it named no seal key); `None` when this console
+    /// did not send it.
+    pub fn sent_seal(&self, id: &[u8]) -> Result<Option<Option<Zeroizing<[u8; 32]>>>, StoreError> {
+        let transaction = self.database.begin_read().map_err(operation)?;
+        if transaction
+            .open_table(SENT)
+            .map_err(operation)?
+            .get(id)
+            .map_err(operation)?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let seals = transaction.open_table(SEALS).map_err(operation)?;
+        let secret = seals
+            .get(id)
+            .map_err(operation)?
+            .and_then(|value| <[u8; 32]>::try_from(value.value()).ok().map(Zeroizing::new));
+        Ok(Some(secret))
     }
 
     /// The action this console sent under `id`, as JSON.
@@ -330,17 +382,6 @@ impl Store {
         let transaction = self.database.begin_read().map_err(operation)?;
         Ok(transaction
             .open_table(CANCELLED)
-            .map_err(operation)?
-            .get(id)
-            .map_err(operation)?
-            .is_some())
-    }
-
-    /// Whether this console sent the action (it is in its history).
-    pub fn was_sent(&self, id: &[u8]) -> Result<bool, StoreError> {
-        let transaction = self.database.begin_read().map_err(operation)?;
-        Ok(transaction
-            .open_table(SENT)
             .map_err(operation)?
             .get(id)
             .map_err(operation)?

@@ -297,6 +297,14 @@ impl Action {
         {
             return Err(invalid("nonce", "must be 1 to 128 characters"));
         }
+        if let Some(key) = self
+            .reply_to
+            .as_ref()
+            .and_then(|reply_to| reply_to.seal_key.as_deref())
+            && let Err(error) = crate::seal::SealPublic::parse(key)
+        {
+            return Err(invalid("reply_to.seal_key", &error.to_string()));
+        }
         if self.signatures.len() > MAX_SIGNATURES {
             return Err(invalid(
                 "signatures",
@@ -649,11 +657,19 @@ mod tests {
         action.reply_to = Some(ReplyTo {
             peer_id: "12D3KooW".into(),
             addresses: vec!["/ip4/10.0.0.1/tcp/4001".into()],
-            seal_key: None,
+            seal_key: Some("ab".repeat(32)),
         });
         let bytes = action.canonical_bytes().unwrap();
         assert!(bytes.starts_with(ACTION_DOMAIN));
         assert_eq!(Action::from_canonical_bytes(&bytes).unwrap(), action);
+
+        // A seal key that is not one never reaches an agent's modules.
+        if let Some(reply_to) = &mut action.reply_to {
+            reply_to.seal_key = Some("not hex".into());
+        }
+        let bytes = action.canonical_bytes().unwrap();
+        let error = Action::from_canonical_bytes(&bytes).unwrap_err();
+        assert!(error.to_string().contains("reply_to.seal_key"), "{error}");
     }
 
     #[test]

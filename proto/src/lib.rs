@@ -17,6 +17,7 @@ pub mod ids;
 pub mod messages;
 pub mod modules;
 pub mod result;
+pub mod seal;
 pub mod signed;
 pub mod target;
 pub mod time;

@@ -13,11 +13,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::seal::{SealError, SealSecret, Sealed, Sealer};
 use crate::{ActionId, AgentAttributes, AgentResult};
 
 /// Prefix of every signed report, so a report signature is never valid as
 /// anything else.
-pub const REPORT_DOMAIN: &[u8] = b"mig-mesh/report/v1\n";
+pub const REPORT_DOMAIN: &[u8] = b"mig-mesh/report/v2\n";
+/// Prefix of the associated data a sealed statement is bound to.
+const SEAL_DOMAIN: &[u8] = b"mig-mesh/report-seal/v1\n";
 /// Largest signed report accepted (a result with many findings).
 pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
 /// Largest encoded public key or signature inside a signed report.
@@ -157,7 +160,8 @@ mod deflated {
     }
 }
 
-/// What an agent tells the console about one action.
+/// What an agent tells the console about one action, as the console reads
+/// it (opened).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub action_id: ActionId,
@@ -168,7 +172,89 @@ pub struct Report {
 }
 
 impl Report {
-    /// The bytes an agent signs: the domain prefix, then the report.
+    /// Puts the report in its envelope: sealed with `sealer` (made for the
+    /// action's seal key) or, for an action that names none, in the clear.
+    pub fn envelope(self, sealer: Option<&Sealer>) -> Result<Envelope, SealError> {
+        let statement = Statement {
+            attributes: self.attributes,
+            body: self.body,
+        };
+        let contents = match sealer {
+            Some(sealer) => {
+                let context = seal_context(&self.action_id, &self.agent);
+                Contents::Sealed(sealer.seal(&context, &padded(&encode(&statement)))?)
+            }
+            None => Contents::Clear(Box::new(statement)),
+        };
+        Ok(Envelope {
+            action_id: self.action_id,
+            agent: self.agent,
+            contents,
+        })
+    }
+}
+
+/// What the agent says, which hops do not read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    pub attributes: AgentAttributes,
+    pub body: ReportBody,
+}
+
+impl Statement {
+    /// Decodes an opened (padded) statement.
+    pub fn from_plaintext(plaintext: &[u8]) -> Result<Self, MessageError> {
+        let malformed = || MessageError::Malformed("bad padding in a sealed report".into());
+        let (length, rest) = plaintext.split_first_chunk::<4>().ok_or_else(malformed)?;
+        let length = usize::try_from(u32::from_le_bytes(*length)).map_err(|_| malformed())?;
+        let encoded = rest.get(..length).ok_or_else(malformed)?;
+        decode(encoded, MAX_REPORT_BYTES)
+    }
+}
+
+/// What an agent signs: the header hops read (which action, which agent),
+/// then the statement, sealed to the console.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub action_id: ActionId,
+    pub agent: String,
+    pub contents: Contents,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Contents {
+    /// For an action whose `reply_to` names no seal key.
+    Clear(Box<Statement>),
+    Sealed(Sealed),
+}
+
+/// Why a console cannot read a report addressed to it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OpenError {
+    #[error("the report is in the clear, but the action asked for sealed reports")]
+    NotSealed,
+    #[error("the report is sealed, but the action named no seal key")]
+    NoKey,
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+}
+
+impl OpenError {
+    /// Stable name for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotSealed => "not_sealed",
+            Self::NoKey => "sealed_without_key",
+            Self::Seal(_) => "does_not_open",
+            Self::Message(_) => "malformed",
+        }
+    }
+}
+
+impl Envelope {
+    /// The bytes an agent signs: the domain prefix, then the envelope.
     pub fn signing_bytes(&self) -> Vec<u8> {
         let mut bytes = REPORT_DOMAIN.to_vec();
         let _ = ciborium::into_writer(self, &mut bytes);
@@ -179,6 +265,60 @@ impl Report {
     pub fn from_signing_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
         decode_signed(bytes)
     }
+
+    /// The report inside, for the console holding the action's seal
+    /// `secret` (`None`: the action named no seal key). A report in the
+    /// clear for an action that asked for sealed ones is refused: the
+    /// agent that sent it leaked what it found to every hop.
+    pub fn open(self, secret: Option<&SealSecret>) -> Result<Report, OpenError> {
+        let statement = match (self.contents, secret) {
+            (Contents::Clear(statement), None) => *statement,
+            (Contents::Clear(_), Some(_)) => return Err(OpenError::NotSealed),
+            (Contents::Sealed(_), None) => return Err(OpenError::NoKey),
+            (Contents::Sealed(sealed), Some(secret)) => {
+                let context = seal_context(&self.action_id, &self.agent);
+                Statement::from_plaintext(&secret.open(&context, &sealed)?)?
+            }
+        };
+        Ok(Report {
+            action_id: self.action_id,
+            agent: self.agent,
+            attributes: statement.attributes,
+            body: statement.body,
+        })
+    }
+}
+
+/// What a sealed statement is bound to: its action and its agent.
+fn seal_context(action_id: &ActionId, agent: &str) -> Vec<u8> {
+    let mut context = SEAL_DOMAIN.to_vec();
+    context.extend_from_slice(&action_id.0);
+    context.extend_from_slice(agent.as_bytes());
+    context
+}
+
+/// Length-prefixed and padded, so the size of a sealed report tells a hop
+/// little: up to 64 KiB to a power of two (at least 1 KiB, which an ack
+/// and a result that found nothing both fit in), above it to a multiple of
+/// 64 KiB.
+fn padded(encoded: &[u8]) -> Vec<u8> {
+    const SMALLEST: usize = 1024;
+    const STEP: usize = 64 * 1024;
+    let length = 4 + encoded.len();
+    let size = if length <= STEP {
+        length.next_power_of_two().max(SMALLEST)
+    } else {
+        length.div_ceil(STEP) * STEP
+    };
+    let mut plaintext = Vec::with_capacity(size);
+    plaintext.extend_from_slice(
+        &u32::try_from(encoded.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    plaintext.extend_from_slice(encoded);
+    plaintext.resize(size, 0);
+    plaintext
 }
 
 /// Decodes a report, or its header, from signed bytes.
@@ -335,10 +475,20 @@ mod tests {
         }
     }
 
+    /// The signed bytes of `report` in the clear.
+    fn clear(report: Report) -> Vec<u8> {
+        report.envelope(None).unwrap().signing_bytes()
+    }
+
+    /// Decodes and opens signed bytes in the clear.
+    fn read_clear(bytes: &[u8]) -> Result<Report, OpenError> {
+        Envelope::from_signing_bytes(bytes)?.open(None)
+    }
+
     #[test]
     fn every_message_round_trips() {
         let signed = SignedReport {
-            bytes: report().signing_bytes(),
+            bytes: clear(report()),
             public_key: vec![1; 36],
             signature: vec![2; 64],
         };
@@ -367,7 +517,7 @@ mod tests {
             addresses: vec!["/ip4/10.0.0.1/tcp/4001".into()],
         }]);
         assert_eq!(SyncResponse::decode(&response.encode()), Ok(response));
-        assert_eq!(Report::from_signing_bytes(&signed.bytes), Ok(report()));
+        assert_eq!(read_clear(&signed.bytes), Ok(report()));
         assert_eq!(
             ReportHeader::from_signing_bytes(&signed.bytes),
             Ok(ReportHeader {
@@ -405,8 +555,8 @@ mod tests {
     #[test]
     fn results_travel_deflated() {
         let report = result_report(40);
-        let bytes = report.signing_bytes();
-        assert_eq!(Report::from_signing_bytes(&bytes), Ok(report.clone()));
+        let bytes = clear(report.clone());
+        assert_eq!(read_clear(&bytes), Ok(report.clone()));
         let ReportBody::Result(result) = &report.body else {
             unreachable!()
         };
@@ -430,20 +580,26 @@ mod tests {
         }
         let bomb = encoder.finish().unwrap();
         assert!(bomb.len() < MAX_REPORT_BYTES / 64);
-        let mut value = ciborium::Value::serialized(&result_report(1)).unwrap();
-        let body = value
-            .as_map_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|(key, _)| key.as_text() == Some("body"))
-            .unwrap();
-        body.1 = ciborium::Value::Map(vec![(
+        let envelope = result_report(1).envelope(None).unwrap();
+        let mut value = ciborium::Value::serialized(&envelope).unwrap();
+        fn field<'a>(map: &'a mut ciborium::Value, name: &str) -> &'a mut ciborium::Value {
+            let (_, value) = map
+                .as_map_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|(key, _)| key.as_text() == Some(name))
+                .unwrap();
+            value
+        }
+        // contents: {"Clear": {attributes, body}}
+        let body = field(field(field(&mut value, "contents"), "Clear"), "body");
+        *body = ciborium::Value::Map(vec![(
             ciborium::Value::Text("Result".into()),
             ciborium::Value::Bytes(bomb),
         )]);
         let mut bytes = REPORT_DOMAIN.to_vec();
         bytes.extend(encode(&value));
-        let error = Report::from_signing_bytes(&bytes).unwrap_err();
+        let error = Envelope::from_signing_bytes(&bytes).unwrap_err();
         assert!(error.to_string().contains("inflates past"), "{error}");
         // Hops never inflate: the header still reads.
         assert!(ReportHeader::from_signing_bytes(&bytes).is_ok());
@@ -451,19 +607,97 @@ mod tests {
 
     #[test]
     fn results_decoded_together_share_one_inflation_budget() {
-        let bytes = result_report(40).signing_bytes();
+        let secret = SealSecret::generate().unwrap();
+        let sealer = Sealer::new(&secret.public()).unwrap();
+        let bytes = result_report(40)
+            .envelope(Some(&sealer))
+            .unwrap()
+            .signing_bytes();
         let ReportBody::Result(result) = result_report(40).body else {
             unreachable!()
         };
         let inflated = encode(&result).len();
-        let decoded = with_inflation_budget(2 * inflated, || {
-            (0..3)
-                .map(|_| Report::from_signing_bytes(&bytes).is_ok())
-                .collect::<Vec<_>>()
-        });
+        let open = || {
+            Envelope::from_signing_bytes(&bytes)
+                .unwrap()
+                .open(Some(&secret))
+                .is_ok()
+        };
+        let decoded =
+            with_inflation_budget(2 * inflated, || (0..3).map(|_| open()).collect::<Vec<_>>());
         assert_eq!(decoded, [true, true, false]);
         // The budget ends with the call.
-        assert!(Report::from_signing_bytes(&bytes).is_ok());
+        assert!(open());
+    }
+
+    #[test]
+    fn a_sealed_report_opens_for_its_console_and_shows_hops_only_its_header() {
+        let secret = SealSecret::generate().unwrap();
+        let sealer = Sealer::new(&secret.public()).unwrap();
+        let sealed = |report: Report| report.envelope(Some(&sealer)).unwrap().signing_bytes();
+        let bytes = sealed(result_report(1));
+        assert_eq!(
+            Envelope::from_signing_bytes(&bytes)
+                .unwrap()
+                .open(Some(&secret)),
+            Ok(result_report(1))
+        );
+        assert_eq!(
+            ReportHeader::from_signing_bytes(&bytes).unwrap().agent,
+            "12D3KooWexample"
+        );
+        // Neither the host's name nor the result is readable on the way.
+        let visible = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
+        assert!(visible(b"12D3KooWexample"));
+        assert!(!visible(b"web1"));
+        assert!(!visible(b"Result"));
+
+        // An ack and a result that found nothing look alike in size.
+        let ack = sealed(Report {
+            body: ReportBody::Ack,
+            ..report()
+        });
+        assert_eq!(ack.len(), bytes.len());
+
+        // A sealed statement moved under another agent's name does not open.
+        let mut moved = Envelope::from_signing_bytes(&bytes).unwrap();
+        moved.agent = "12D3KooWother".into();
+        assert!(matches!(
+            moved.open(Some(&secret)),
+            Err(OpenError::Seal(SealError::DoesNotOpen))
+        ));
+        // The console reads only what the action asked for.
+        let envelope = Envelope::from_signing_bytes(&bytes).unwrap();
+        assert_eq!(envelope.open(None), Err(OpenError::NoKey));
+        let in_clear = Envelope::from_signing_bytes(&clear(report())).unwrap();
+        assert_eq!(in_clear.open(Some(&secret)), Err(OpenError::NotSealed));
+    }
+
+    #[test]
+    fn padding_hides_small_sizes_and_stays_bounded() {
+        for (encoded, size) in [
+            (0, 1024),
+            (1020, 1024),
+            (1021, 2048),
+            (65_532, 65_536),
+            (65_533, 131_072),
+            (200_000, 262_144),
+        ] {
+            let plaintext = padded(&vec![7; encoded]);
+            assert_eq!(plaintext.len(), size, "{encoded} bytes");
+            assert!(plaintext.len() <= (4 + encoded).max(1024) * 2);
+        }
+        let statement = Statement {
+            attributes: AgentAttributes::default(),
+            body: ReportBody::Ack,
+        };
+        assert_eq!(
+            Statement::from_plaintext(&padded(&encode(&statement))),
+            Ok(statement)
+        );
+        for bad in [&[][..], &[9, 0, 0, 0, 1][..], &[0xff; 8][..]] {
+            assert!(Statement::from_plaintext(bad).is_err());
+        }
     }
 
     #[test]
@@ -481,8 +715,8 @@ mod tests {
             Err(MessageError::Malformed(_))
         ));
         let mut foreign = b"mig-mesh/action/v1\n".to_vec();
-        foreign.extend(encode(&report()));
-        assert!(Report::from_signing_bytes(&foreign).is_err());
+        foreign.extend(encode(&report().envelope(None).unwrap()));
+        assert!(Envelope::from_signing_bytes(&foreign).is_err());
         assert!(ReportHeader::from_signing_bytes(&foreign).is_err());
         // A header is only what a whole report starts with.
         let mut headless = REPORT_DOMAIN.to_vec();

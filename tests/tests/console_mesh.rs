@@ -231,6 +231,12 @@ fn the_console_commands_against_a_real_mesh() {
     assert_eq!(json(&alone)["summary"]["rejected"], 3);
     let signed = alice_console.run(&["netstat", "-lp", &port, "-s"]);
     assert_eq!(signed.status.code(), Some(0), "{}", text(&signed));
+    // Its results will be sealed to a key only this console holds.
+    let signed_json: serde_json::Value = serde_json::from_slice(&signed.stdout).unwrap();
+    let seal_key = signed_json["reply_to"]["seal_key"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(seal_key.len(), 64, "{signed_json}");
     let action = dir.join("netstat.json");
     std::fs::write(&action, &signed.stdout).unwrap();
     let cosign = Command::new(binary("mig-keys"))

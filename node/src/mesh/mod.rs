@@ -1757,6 +1757,13 @@ impl Mesh {
         let sender = self.internal_sender.clone();
         let agent = self.swarm.local_peer_id().to_string();
         let expire_after = action.action.expireafter.map_or(0, Timestamp::unix_seconds);
+        let sealer = match sealer_for(&reply_to) {
+            Ok(sealer) => sealer,
+            Err(error) => {
+                tracing::error!(action = %action.id, %error, "cannot seal reports for this action; not running it");
+                return Some(seen);
+            }
+        };
         let parcel = move |body: ReportBody| -> Option<Parcel> {
             let report = Report {
                 action_id: action.id,
@@ -1764,7 +1771,8 @@ impl Mesh {
                 attributes: attributes.clone(),
                 body,
             };
-            let signed = reports::sign(&report, &keypair).ok()?;
+            let envelope = report.envelope(sealer.as_ref()).ok()?;
+            let signed = reports::sign(&envelope, &keypair).ok()?;
             Some(Parcel {
                 console: console.to_bytes(),
                 console_addresses: reply_to.addresses.clone(),
@@ -1910,10 +1918,7 @@ impl Mesh {
                     // Screened and stored in one trip to the blocking pool.
                     let screened_and_stored = tokio::task::spawn_blocking(move || {
                         let mut screened = refused.unwrap_or_else(|| {
-                            screening::screen(parcels, &known, |id| {
-                                // On a store error, take it: better kept twice than lost.
-                                console && store.was_sent(&id.0).unwrap_or(true)
-                            })
+                            screening::screen(parcels, &known, |id| sent_by(&store, console, id))
                         });
                         let others = std::mem::take(&mut screened.others);
                         let forwarded = others.len() as u64;
@@ -2185,22 +2190,40 @@ impl Mesh {
         }
     }
 
-    /// Hands a report addressed to this node to its owner. False when the
-    /// owner is not keeping up (the sender will try again); a report that
-    /// does not verify is dropped (and counts as handled).
+    /// Hands a report addressed to this node to its owner, screened (and
+    /// opened) as if a peer had delivered it. False when the owner is not
+    /// keeping up (the report is kept for the next round); a report that
+    /// does not verify or open is dropped (and counts as handled).
     fn deliver_locally(&mut self, parcel: &Parcel) -> bool {
-        match reports::verify(&parcel.report) {
-            Ok(report) => self.hand_over(report),
-            Err(error) => {
-                *self
-                    .status
-                    .reports_dropped
-                    .entry(error.kind().to_owned())
-                    .or_default() += 1;
-                tracing::debug!(%error, "dropping a report that does not verify");
-                true
-            }
+        let here = screening::Known {
+            for_me: true,
+            has_path: false,
+        };
+        let console = self.role == Role::Console;
+        let store = self.store.clone();
+        let screened = screening::screen(vec![parcel.clone()], &[here], |id| {
+            sent_by(&store, console, id)
+        });
+        for &(reason, count) in &screened.dropped {
+            *self
+                .status
+                .reports_dropped
+                .entry(reason.to_owned())
+                .or_default() += count;
+            tracing::debug!(reason, "dropping a report addressed here");
         }
+        if screened.refuse {
+            // Kept only when the history could not be read: the rest
+            // would be refused again.
+            return !screened
+                .dropped
+                .iter()
+                .any(|(reason, _)| *reason == "history_unreadable");
+        }
+        screened
+            .mine
+            .into_iter()
+            .all(|report| self.hand_over(report))
     }
 
     /// Hands a verified report to this node's owner; false when the owner
@@ -2403,6 +2426,37 @@ struct RunRecord {
     previous: Vec<u8>,
 }
 
+/// What this node's history says of an action that a report addressed
+/// here is about.
+fn sent_by(store: &Store, console: bool, id: &ActionId) -> screening::Sent {
+    if !console {
+        return screening::Sent::NotByMe;
+    }
+    match store.sent_seal(&id.0) {
+        Ok(None) => screening::Sent::NotByMe,
+        Ok(Some(None)) => screening::Sent::InTheClear,
+        Ok(Some(Some(secret))) => {
+            screening::Sent::SealedTo(mig_proto::seal::SealSecret::from_bytes(*secret))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read this console's history");
+            screening::Sent::Unknown
+        }
+    }
+}
+
+/// What seals an action's reports: `None` for an action that names no seal
+/// key (its reports travel in the clear).
+fn sealer_for(
+    reply_to: &mig_proto::ReplyTo,
+) -> Result<Option<mig_proto::seal::Sealer>, mig_proto::seal::SealError> {
+    reply_to
+        .seal_key
+        .as_deref()
+        .map(|key| mig_proto::seal::Sealer::new(&mig_proto::seal::SealPublic::parse(key)?))
+        .transpose()
+}
+
 /// A signed report ready to travel to the console named in `reply_to`.
 fn make_parcel(
     keypair: &Keypair,
@@ -2420,7 +2474,8 @@ fn make_parcel(
         attributes: attributes.clone(),
         body,
     };
-    let signed = reports::sign(&report, keypair).ok()?;
+    let sealer = sealer_for(reply_to).ok()?;
+    let signed = reports::sign(&report.envelope(sealer.as_ref()).ok()?, keypair).ok()?;
     Some(Parcel {
         console: console.to_bytes(),
         console_addresses: reply_to.addresses.clone(),

@@ -1,13 +1,15 @@
 //! What agents send home: an ack when they accept a targeted action, a
-//! refusal when their ACL denies it, and the result. Each report is signed
-//! by the agent's node key, so no hop on the way can forge one; the console
-//! checks that the key matches the agent's peer id. The formats are in
-//! `mig_proto::messages`; signing needs the libp2p key, so it lives here.
+//! refusal when their ACL denies it, and the result. Each report is sealed
+//! to the console's key for the action (`mig_proto::seal`), so no hop on
+//! the way can read one, and then signed by the agent's node key, so no hop
+//! can forge one: hops and the console check that the key matches the
+//! agent's peer id. The formats are in `mig_proto::messages`; signing needs
+//! the libp2p key, so it lives here.
 
 use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey};
 pub use mig_proto::messages::{
-    Delivery, DeliveryAck, Parcel, Report, ReportBody, ReportHeader, SignedReport,
+    Delivery, DeliveryAck, Envelope, Parcel, Report, ReportBody, ReportHeader, SignedReport,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,8 +36,8 @@ impl ReportError {
     }
 }
 
-pub fn sign(report: &Report, key: &Keypair) -> Result<SignedReport, ReportError> {
-    let bytes = report.signing_bytes();
+pub fn sign(envelope: &Envelope, key: &Keypair) -> Result<SignedReport, ReportError> {
+    let bytes = envelope.signing_bytes();
     let signature = key
         .sign(&bytes)
         .map_err(|error| ReportError::Malformed(error.to_string()))?;
@@ -47,13 +49,13 @@ pub fn sign(report: &Report, key: &Keypair) -> Result<SignedReport, ReportError>
 }
 
 /// Checks the signature and that the signer is the agent the report
-/// names, then decodes it.
-pub fn verify(signed: &SignedReport) -> Result<Report, ReportError> {
+/// names, then decodes the envelope (the console opens it).
+pub fn verify(signed: &SignedReport) -> Result<Envelope, ReportError> {
     let public = check_signature(signed)?;
-    let report = Report::from_signing_bytes(&signed.bytes)
+    let envelope = Envelope::from_signing_bytes(&signed.bytes)
         .map_err(|error| ReportError::Malformed(error.to_string()))?;
-    check_signer(&public, &report.agent)?;
-    Ok(report)
+    check_signer(&public, &envelope.agent)?;
+    Ok(envelope)
 }
 
 /// What a hop checks before it passes a report on: the signature and the
@@ -95,7 +97,7 @@ mod tests {
     use mig_proto::messages::Message;
     use mig_proto::{ActionId, AgentAttributes};
 
-    fn report(agent: &Keypair) -> Report {
+    fn report(agent: &Keypair) -> Envelope {
         Report {
             action_id: ActionId([1; 32]),
             agent: PeerId::from_public_key(&agent.public()).to_string(),
@@ -105,6 +107,8 @@ mod tests {
             },
             body: ReportBody::Ack,
         }
+        .envelope(None)
+        .unwrap()
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! Sorting a delivery of report parcels: which are for this console,
-//! which go further, and which are refused, with the penalty the sender
-//! earned. Pure (the node passes in what it knows), so it runs off the
-//! swarm task, where signatures are checked.
+//! Sorting a delivery of report parcels: which are for this console (and
+//! open with its key), which go further, and which are refused, with the
+//! penalty the sender earned. Pure (the node passes in what it knows), so
+//! it runs off the swarm task, where signatures are checked.
+
+use std::collections::HashMap;
 
 use mig_proto::ActionId;
 use mig_proto::messages::{MAX_DELIVERY_BYTES, with_inflation_budget};
+use mig_proto::seal::SealSecret;
 
 use super::penalties;
 use super::reports::{self, Parcel, Report};
@@ -36,6 +39,18 @@ impl Screened {
     }
 }
 
+/// What a console knows of the action a report addressed to it is about.
+pub enum Sent {
+    /// Not an action this node sent.
+    NotByMe,
+    /// Sent without a seal key: reports come in the clear.
+    InTheClear,
+    /// Sent with a seal key: reports open with this secret.
+    SealedTo(SealSecret),
+    /// The history could not be read; the sender tries again later.
+    Unknown,
+}
+
 /// What the node knows about one parcel when it screens it.
 pub struct Known {
     /// Addressed to this node.
@@ -45,26 +60,26 @@ pub struct Known {
 }
 
 /// Screens `parcels` (with what the node knows about each, in the same
-/// order). `was_sent` tells whether this node is a console that sent the
-/// action; it is asked only about verified reports addressed here. The
-/// results of one delivery inflate to no more than a delivery may carry.
-pub fn screen(
-    parcels: Vec<Parcel>,
-    known: &[Known],
-    was_sent: impl Fn(&ActionId) -> bool,
-) -> Screened {
+/// order). `sent` tells what this node knows of an action as a console; it
+/// is asked once per action, and only about verified reports addressed
+/// here. The results of one delivery inflate to no more than a delivery
+/// may carry.
+pub fn screen(parcels: Vec<Parcel>, known: &[Known], sent: impl Fn(&ActionId) -> Sent) -> Screened {
     with_inflation_budget(MAX_DELIVERY_BYTES, || {
-        screen_within_budget(parcels, known, was_sent)
+        screen_within_budget(parcels, known, sent)
     })
 }
 
 fn screen_within_budget(
     parcels: Vec<Parcel>,
     known: &[Known],
-    was_sent: impl Fn(&ActionId) -> bool,
+    sent: impl Fn(&ActionId) -> Sent,
 ) -> Screened {
     let mut screened = Screened::default();
     let (mut forged, mut unknown_path, mut unsolicited) = (0u64, 0u64, 0u64);
+    let mut history_unreadable = 0u64;
+    let mut unreadable: HashMap<&'static str, u64> = HashMap::new();
+    let mut actions: HashMap<ActionId, Sent> = HashMap::new();
     for (parcel, known) in parcels.into_iter().zip(known) {
         let Ok(action_id) = <[u8; 32]>::try_from(parcel.action_id.as_slice()).map(ActionId) else {
             forged += 1;
@@ -85,34 +100,54 @@ fn screen_within_budget(
             }
             continue;
         }
-        let report = match reports::verify(&parcel.report) {
-            Ok(report) if report.action_id == action_id => report,
+        let envelope = match reports::verify(&parcel.report) {
+            Ok(envelope) if envelope.action_id == action_id => envelope,
             _ => {
                 forged += 1;
                 continue;
             }
         };
-        if was_sent(&action_id) {
-            screened.mine.push(report);
-        } else {
-            // Dropped, and acknowledged: nobody needs it again.
-            unsolicited += 1;
+        let secret = match actions.entry(action_id).or_insert_with(|| sent(&action_id)) {
+            Sent::NotByMe => {
+                // Dropped, and acknowledged: nobody needs it again.
+                unsolicited += 1;
+                continue;
+            }
+            Sent::Unknown => {
+                history_unreadable += 1;
+                continue;
+            }
+            Sent::InTheClear => None,
+            Sent::SealedTo(secret) => Some(&*secret),
+        };
+        match envelope.open(secret) {
+            Ok(report) => screened.mine.push(report),
+            // Signed by the agent it names, so no hop is to blame: dropped,
+            // and acknowledged (sending it again would not help).
+            Err(error) => *unreadable.entry(error.kind()).or_default() += 1,
         }
     }
     screened.penalty =
         penalties::FORGED * forged as f64 + penalties::UNSOLICITED * unsolicited as f64;
+    let mut unreadable: Vec<_> = unreadable.into_iter().collect();
+    unreadable.sort_unstable();
     for (reason, count) in [
         ("forged", forged),
         ("unknown_path", unknown_path),
         ("unsolicited", unsolicited),
-    ] {
+        ("history_unreadable", history_unreadable),
+    ]
+    .into_iter()
+    .chain(unreadable)
+    {
         if count > 0 {
             screened.dropped.push((reason, count));
         }
     }
     // An honest hop that forgot a path (after a restart) is refused without
-    // a penalty: it tries again and then dials the console itself.
-    if forged > 0 || unknown_path > 0 {
+    // a penalty: it tries again and then dials the console itself. So is
+    // one whose reports this console could not look up.
+    if forged > 0 || unknown_path > 0 || history_unreadable > 0 {
         screened.refuse = true;
         screened.mine.clear();
         screened.others.clear();
@@ -126,21 +161,41 @@ mod tests {
     use libp2p::PeerId;
     use libp2p::identity::Keypair;
     use mig_proto::AgentAttributes;
-    use mig_proto::messages::ReportBody;
+    use mig_proto::messages::{Envelope, ReportBody};
+    use mig_proto::seal::Sealer;
 
-    fn parcel(signer: &Keypair, claimed: &Keypair, action: u8, routed_as: u8) -> Parcel {
-        let report = Report {
+    fn report(claimed: &Keypair, action: u8) -> Report {
+        Report {
             action_id: ActionId([action; 32]),
             agent: PeerId::from_public_key(&claimed.public()).to_string(),
             attributes: AgentAttributes::default(),
             body: ReportBody::Ack,
-        };
+        }
+    }
+
+    fn signed(envelope: &Envelope, signer: &Keypair, routed_as: u8) -> Parcel {
         Parcel {
             console: Vec::new(),
             console_addresses: Vec::new(),
             action_id: vec![routed_as; 32],
             expire_after: 0,
-            report: reports::sign(&report, signer).unwrap(),
+            report: reports::sign(envelope, signer).unwrap(),
+        }
+    }
+
+    fn parcel(signer: &Keypair, claimed: &Keypair, action: u8, routed_as: u8) -> Parcel {
+        let envelope = report(claimed, action).envelope(None).unwrap();
+        signed(&envelope, signer, routed_as)
+    }
+
+    /// Action 1 was sent by this console in the clear, 4 sealed to
+    /// `secret`'s key; no other.
+    fn sent(secret: &SealSecret) -> impl Fn(&ActionId) -> Sent {
+        let bytes = secret.to_bytes();
+        move |id| match id.0[0] {
+            1 => Sent::InTheClear,
+            4 => Sent::SealedTo(SealSecret::from_bytes(*bytes)),
+            _ => Sent::NotByMe,
         }
     }
 
@@ -160,7 +215,8 @@ mod tests {
     #[test]
     fn genuine_parcels_are_sorted_and_nothing_else_passes() {
         let agent = Keypair::generate_ed25519();
-        let sent = |id: &ActionId| id.0[0] == 1;
+        let secret = SealSecret::generate().unwrap();
+        let sent = sent(&secret);
 
         let screened = screen(
             vec![
@@ -169,7 +225,7 @@ mod tests {
                 parcel(&agent, &agent, 3, 3),
             ],
             &[HERE, ONWARD, HERE],
-            sent,
+            &sent,
         );
         assert!(!screened.refuse);
         assert_eq!(screened.mine.len(), 1);
@@ -184,7 +240,7 @@ mod tests {
             let screened = screen(
                 vec![parcel(&agent, &agent, 1, 1), forgery],
                 &[HERE, HERE],
-                sent,
+                &sent,
             );
             assert!(screened.refuse);
             assert!(screened.mine.is_empty() && screened.others.is_empty());
@@ -193,9 +249,68 @@ mod tests {
         }
 
         // A path this hop does not know: refused, without a penalty.
-        let screened = screen(vec![parcel(&agent, &agent, 2, 2)], &[NO_PATH], sent);
+        let screened = screen(vec![parcel(&agent, &agent, 2, 2)], &[NO_PATH], &sent);
         assert!(screened.refuse);
         assert_eq!(screened.dropped, vec![("unknown_path", 1)]);
+        assert_eq!(screened.penalty, 0.0);
+    }
+
+    #[test]
+    fn sealed_reports_open_here_pass_hops_unread_and_the_rest_is_dropped() {
+        let agent = Keypair::generate_ed25519();
+        let secret = SealSecret::generate().unwrap();
+        let sealer = Sealer::new(&secret.public()).unwrap();
+        let sealed = signed(
+            &report(&agent, 4).envelope(Some(&sealer)).unwrap(),
+            &agent,
+            4,
+        );
+        // For this console: opened. For another: passed on as it is.
+        let screened = screen(
+            vec![sealed.clone(), sealed.clone()],
+            &[HERE, ONWARD],
+            sent(&secret),
+        );
+        assert!(!screened.refuse);
+        assert_eq!(screened.mine, vec![report(&agent, 4)]);
+        assert_eq!(screened.others, vec![sealed.clone()]);
+
+        // Sealed to another key; in the clear when it should be sealed;
+        // sealed when the action named no key: dropped and acknowledged,
+        // without blame for the hop that brought them.
+        let stranger = Sealer::new(&SealSecret::generate().unwrap().public()).unwrap();
+        let misdirected = signed(
+            &report(&agent, 4).envelope(Some(&stranger)).unwrap(),
+            &agent,
+            4,
+        );
+        let unsealed = parcel(&agent, &agent, 4, 4);
+        let sealed_to_clear = signed(
+            &report(&agent, 1).envelope(Some(&sealer)).unwrap(),
+            &agent,
+            1,
+        );
+        let screened = screen(
+            vec![misdirected, unsealed, sealed_to_clear],
+            &[HERE, HERE, HERE],
+            sent(&secret),
+        );
+        assert!(!screened.refuse);
+        assert!(screened.mine.is_empty());
+        assert_eq!(
+            screened.dropped,
+            vec![
+                ("does_not_open", 1),
+                ("not_sealed", 1),
+                ("sealed_without_key", 1)
+            ]
+        );
+        assert_eq!(screened.penalty, 0.0);
+
+        // The history cannot be read: refused, to be sent again later.
+        let screened = screen(vec![sealed], &[HERE], |_: &ActionId| Sent::Unknown);
+        assert!(screened.refuse);
+        assert_eq!(screened.dropped, vec![("history_unreadable", 1)]);
         assert_eq!(screened.penalty, 0.0);
     }
 }
