@@ -1,8 +1,9 @@
 //! The request-response messages nodes exchange on their direct streams:
 //! report deliveries, hop to hop towards a console (`/mig/reports/1`), and
 //! catching up on still-valid actions (`/mig/sync/1`). Also the report an
-//! agent signs, as bytes (signing and checking the signature need the
-//! node's libp2p key and live in `mig-node`).
+//! agent signs, as bytes: an `Envelope` whose header hops read and whose
+//! statement is sealed to the console (`crate::seal`). Signing and checking
+//! the signature need the node's libp2p key and live in `mig-node`.
 //!
 //! Every message is CBOR (ciborium through serde). Each decoder here takes
 //! untrusted bytes: the caller bounds the bytes read from the stream to the
