@@ -58,6 +58,10 @@ pub enum RuntimeError {
     Pool(String),
 }
 
+/// How long a module told to stop (cancelled, or past its deadline) has
+/// to return before its run ends without it.
+const MODULE_STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// The module runtime of one agent.
 pub struct Runtime {
     modules: &'static [&'static dyn modules::Module],
@@ -280,8 +284,9 @@ impl Runtime {
         if let Err(error) = spawned {
             return Outcome::Failed(format!("cannot start the module thread: {error}"));
         }
-        tokio::select! {
-            received = receiver => match received {
+        let mut receiver = receiver;
+        let outcome = tokio::select! {
+            received = &mut receiver => match received {
                 Ok(Ok(Ok(result))) => Outcome::Done(result),
                 Ok(Ok(Err(ModuleError::TimedOut))) => Outcome::TimedOut,
                 Ok(Ok(Err(ModuleError::Cancelled))) => Outcome::Cancelled,
@@ -297,7 +302,17 @@ impl Runtime {
                 cancellation.cancel();
                 Outcome::Cancelled
             }
+        };
+        if matches!(outcome, Outcome::TimedOut | Outcome::Cancelled) {
+            // Told to stop, a module returns at its next check; waiting a
+            // moment for it lets go of what it holds (the store) before the
+            // run is over. One that does not stop is left behind.
+            let stopped = tokio::time::timeout(MODULE_STOP_GRACE, receiver).await;
+            if stopped.is_err() {
+                tracing::warn!(module = module.name(), "a stopped module is still running");
+            }
         }
+        outcome
     }
 }
 

@@ -48,6 +48,7 @@ use serde::Serialize;
 use sha2::Digest;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::codec::MessageCodec;
 use self::gossip_counts::GossipCounts;
@@ -87,6 +88,8 @@ const MAX_DELIVERIES_IN_FLIGHT: usize = 4;
 /// halves what every hop carries for quick modules. An ack exists for the
 /// runs that take longer.
 const ACK_HOLD: Duration = Duration::from_millis(500);
+/// How long a stopping node waits for the work it spawned.
+const TASKS_GRACE: Duration = Duration::from_secs(5);
 /// Parcels are kept this long after their action expired, for a console
 /// that comes back late.
 const PARCEL_GRACE_SECONDS: i64 = 86_400;
@@ -431,6 +434,9 @@ struct Mesh {
     /// Discovery ticks so far (anti-entropy runs every few).
     discovery_ticks: u32,
     shutdown: CancellationToken,
+    /// Work spawned off the swarm task (commits, screening, runs): it
+    /// holds the store, so the node waits for it before it is over.
+    tasks: TaskTracker,
 }
 
 /// Builds the node's swarm: TCP, optionally wrapped in a pre-shared key,
@@ -834,6 +840,7 @@ pub async fn start_in(
         running: HashMap::new(),
         outcomes: remembered,
         shutdown: shutdown.clone(),
+        tasks: TaskTracker::new(),
     };
     mesh.load_outbox();
     if role == Role::Agent {
@@ -903,6 +910,24 @@ impl Mesh {
         // in the same process must get its address back.
         for listener in std::mem::take(&mut self.listeners) {
             self.swarm.remove_listener(listener);
+        }
+        // The work still out holds the store: the node is over when that
+        // work is, so whoever opens the store next in this process (the
+        // console's next command, a restarted node) finds it free. With
+        // the channels closed, nothing of it waits on this task.
+        drop(internal);
+        drop(commands);
+        let tasks = self.tasks.clone();
+        tasks.close();
+        drop(self);
+        if tokio::time::timeout(TASKS_GRACE, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = tasks.len(),
+                "stopped without waiting for the last of the node's work"
+            );
         }
     }
 
@@ -1419,7 +1444,7 @@ impl Mesh {
         }
         let store = self.store.clone();
         let now = now_timestamp().unix_seconds();
-        tokio::task::spawn_blocking(move || {
+        self.tasks.spawn_blocking(move || {
             if let Err(error) = store.collect_expired_actions(now - 3600) {
                 tracing::warn!(%error, "cannot collect expired actions");
             }
@@ -1436,7 +1461,8 @@ impl Mesh {
                 self.outbox.remove(sequence);
             }
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.outbox_remove(&expired));
+            self.tasks
+                .spawn_blocking(move || store.outbox_remove(&expired));
         }
     }
 
@@ -1610,7 +1636,7 @@ impl Mesh {
         if let Some(seen) = self.on_accepted(action, refusal, seen, source, false) {
             // Not run here, so not journalled: remembered on its own.
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || {
+            self.tasks.spawn_blocking(move || {
                 if let Err(error) = store.remember_action(&id.0, seen.expire_after, &seen.wire) {
                     tracing::error!(%error, "cannot remember an action");
                 }
@@ -1705,7 +1731,7 @@ impl Mesh {
                         outcome: None,
                         ack: None,
                     };
-                    tokio::spawn(async move {
+                    self.tasks.spawn(async move {
                         enqueue(&store, &sender, parcel.into_iter().collect(), journal).await;
                     });
                 }
@@ -1809,7 +1835,7 @@ impl Mesh {
         } else {
             (None, Some(seen))
         };
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let id = action.id;
             let mut ack_sequence = None;
             match (&refusal, started) {
@@ -1914,7 +1940,7 @@ impl Mesh {
                 let console = self.role == Role::Console;
                 let store = self.store.clone();
                 let sender = self.internal_sender.clone();
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     // Screened and stored in one trip to the blocking pool.
                     let screened_and_stored = tokio::task::spawn_blocking(move || {
                         let mut screened = refused.unwrap_or_else(|| {
@@ -1976,7 +2002,7 @@ impl Mesh {
                     if response.stored as usize == sequences.len() {
                         let store = self.store.clone();
                         let sender = self.internal_sender.clone();
-                        tokio::task::spawn_blocking(move || {
+                        self.tasks.spawn_blocking(move || {
                             if store.outbox_remove(&sequences).is_ok() {
                                 let _ = sender.blocking_send(Internal::Delivered { sequences });
                             }
@@ -2062,7 +2088,7 @@ impl Mesh {
                 let token = self.next_token;
                 self.next_token += 1;
                 self.sync_responses.insert(token, channel);
-                tokio::task::spawn_blocking(move || {
+                self.tasks.spawn_blocking(move || {
                     let response = match request {
                         sync::SyncRequest::Ids => {
                             let now = now_timestamp().unix_seconds();
@@ -2100,7 +2126,7 @@ impl Mesh {
                     self.link_to(offered);
                 }
                 sync::SyncResponse::Ids(ids) => {
-                    tokio::task::spawn_blocking(move || {
+                    self.tasks.spawn_blocking(move || {
                         let missing: Vec<serde_bytes::ByteBuf> = ids
                             .into_iter()
                             .take(sync::MAX_IDS)
@@ -2117,7 +2143,7 @@ impl Mesh {
                     for wire in wires.into_iter().take(sync::MAX_FETCH) {
                         let (store, sender, config) =
                             (store.clone(), sender.clone(), config.clone());
-                        tokio::task::spawn_blocking(move || {
+                        self.tasks.spawn_blocking(move || {
                             let outcome = check_action(&wire, &config, &store);
                             let _ = sender.blocking_send(Internal::Synced {
                                 source: peer,
@@ -2286,7 +2312,8 @@ impl Mesh {
             if self.deliver_locally(&parcel) {
                 self.outbox.remove(&sequence);
                 let store = self.store.clone();
-                tokio::task::spawn_blocking(move || store.outbox_remove(&[sequence]));
+                self.tasks
+                    .spawn_blocking(move || store.outbox_remove(&[sequence]));
             }
         }
         for (hop, sequences) in batches {
@@ -2589,10 +2616,18 @@ mod tests {
     /// A node's configuration trusting `investigator`, and a fresh action
     /// it signed.
     fn signed_example(dir: &std::path::Path) -> (NodeConfig, Vec<u8>, i64) {
+        signed_example_replying_to(dir, None)
+    }
+
+    fn signed_example_replying_to(
+        dir: &std::path::Path,
+        reply_to: Option<mig_proto::ReplyTo>,
+    ) -> (NodeConfig, Vec<u8>, i64) {
         let investigator = mig_keys::SecretKey::generate("test investigator").unwrap();
         let trusted = mig_proto::TrustStore::new([investigator.public()]);
         let now = now_timestamp().unix_seconds();
         let mut action = mig_proto::Action::from_json(EXAMPLE).unwrap();
+        action.reply_to = reply_to;
         action.validfrom = Some(Timestamp::from_unix_seconds(now - 60).unwrap());
         action.expireafter = Some(Timestamp::from_unix_seconds(now + 300).unwrap());
         let mut signed = SignedAction::from_action(&action).unwrap();
@@ -2657,6 +2692,63 @@ mod tests {
             store.action_wires(&[action.id.0.to_vec()]).unwrap(),
             vec![wire]
         );
+    }
+
+    /// The console runs one node after another on the same store (the
+    /// shell, `mig demo`): a stopped node must have let go of it, though
+    /// work it spawned (here, an interrupted run it resumed at start) was
+    /// still out when it was told to stop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_node_has_let_go_of_its_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let console = mig_proto::seal::SealSecret::generate().unwrap();
+        let (config, wire, expire_after) = signed_example_replying_to(
+            dir.path(),
+            Some(mig_proto::ReplyTo {
+                peer_id: PeerId::random().to_string(),
+                addresses: Vec::new(),
+                seal_key: Some(console.public().to_string()),
+            }),
+        );
+        let id = SignedAction::from_wire(&wire).unwrap().id();
+        for _ in 0..3 {
+            {
+                let store = Store::open(dir.path()).unwrap();
+                let mut record = Vec::new();
+                ciborium::into_writer(
+                    &RunRecord {
+                        wire: wire.clone(),
+                        previous: PeerId::random().to_bytes(),
+                    },
+                    &mut record,
+                )
+                .unwrap();
+                store
+                    .journal(Journal::Started {
+                        id: id.0.to_vec(),
+                        record,
+                        seen: Seen {
+                            expire_after,
+                            wire: wire.clone(),
+                        },
+                    })
+                    .unwrap();
+            }
+            let shutdown = CancellationToken::new();
+            let (node, task) = start(
+                config.clone(),
+                Role::Agent,
+                Keypair::generate_ed25519(),
+                shutdown.clone(),
+            )
+            .await
+            .unwrap();
+            shutdown.cancel();
+            drop(node);
+            task.await.unwrap();
+            let reopened = Store::open(dir.path());
+            assert!(reopened.is_ok(), "{:?}", reopened.err());
+        }
     }
 
     #[test]
