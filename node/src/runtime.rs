@@ -279,12 +279,15 @@ impl Runtime {
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     module.run(&parameters, &context)
                 }));
+                // Let go of the store before the run hears it is over.
+                drop(context);
                 let _ = sender.send(outcome);
             });
         if let Err(error) = spawned {
             return Outcome::Failed(format!("cannot start the module thread: {error}"));
         }
         let mut receiver = receiver;
+        let mut told_to_stop = false;
         let outcome = tokio::select! {
             received = &mut receiver => match received {
                 Ok(Ok(Ok(result))) => Outcome::Done(result),
@@ -296,19 +299,21 @@ impl Runtime {
             },
             () = tokio::time::sleep_until(deadline.into()) => {
                 cancellation.cancel();
+                told_to_stop = true;
                 Outcome::TimedOut
             }
             () = cancel.cancelled() => {
                 cancellation.cancel();
+                told_to_stop = true;
                 Outcome::Cancelled
             }
         };
-        if matches!(outcome, Outcome::TimedOut | Outcome::Cancelled) {
+        if told_to_stop {
             // Told to stop, a module returns at its next check; waiting a
             // moment for it lets go of what it holds (the store) before the
             // run is over. One that does not stop is left behind.
-            let stopped = tokio::time::timeout(MODULE_STOP_GRACE, receiver).await;
-            if stopped.is_err() {
+            let returned = tokio::time::timeout(MODULE_STOP_GRACE, receiver).await;
+            if returned.is_err() {
                 tracing::warn!(module = module.name(), "a stopped module is still running");
             }
         }
