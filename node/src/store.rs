@@ -114,6 +114,19 @@ pub enum StoreError {
     Operation(String),
 }
 
+/// An action's seal secret, read in `transaction` (an entry that is not
+/// 32 bytes reads as none).
+fn read_seal(
+    transaction: &redb::ReadTransaction,
+    id: &[u8],
+) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
+    let seals = transaction.open_table(SEALS).map_err(operation)?;
+    Ok(seals
+        .get(id)
+        .map_err(operation)?
+        .and_then(|value| <[u8; 32]>::try_from(value.value()).ok().map(Zeroizing::new)))
+}
+
 fn operation<E: std::fmt::Display>(error: E) -> StoreError {
     StoreError::Operation(error.to_string())
 }
@@ -268,12 +281,7 @@ impl Store {
     /// The secret reports for action `id` are sealed to, if this console
     /// made one.
     pub fn seal(&self, id: &[u8]) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
-        let transaction = self.database.begin_read().map_err(operation)?;
-        let seals = transaction.open_table(SEALS).map_err(operation)?;
-        Ok(seals
-            .get(id)
-            .map_err(operation)?
-            .and_then(|value| <[u8; 32]>::try_from(value.value()).ok().map(Zeroizing::new)))
+        read_seal(&self.database.begin_read().map_err(operation)?, id)
     }
 
     /// For an action this console sent, the secret its reports are sealed
@@ -290,12 +298,7 @@ impl Store {
         {
             return Ok(None);
         }
-        let seals = transaction.open_table(SEALS).map_err(operation)?;
-        let secret = seals
-            .get(id)
-            .map_err(operation)?
-            .and_then(|value| <[u8; 32]>::try_from(value.value()).ok().map(Zeroizing::new));
-        Ok(Some(secret))
+        read_seal(&transaction, id).map(Some)
     }
 
     /// The action this console sent under `id`, as JSON.

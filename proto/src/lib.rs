@@ -4,6 +4,8 @@
 //!
 //! No I/O happens here: no files, no network, no clock. Callers pass the
 //! current time in, which is what lets every crate above test against it.
+//! The one call into the operating system is for randomness: the keys
+//! `seal` makes.
 
 // Unit tests panic on purpose when a step fails.
 #![cfg_attr(test, allow(clippy::unwrap_used))]

@@ -1715,14 +1715,13 @@ impl Mesh {
                         started_at: now,
                         finished_at: now,
                     };
-                    let parcel = make_parcel(
-                        &self.keypair,
+                    let reply = Reply::new(
+                        self.keypair.clone(),
                         self.swarm.local_peer_id(),
-                        runtime.attributes(),
+                        runtime.attributes().clone(),
                         signed.id(),
-                        &reply_to,
+                        reply_to,
                         action.expireafter.map_or(0, Timestamp::unix_seconds),
-                        ReportBody::Result(Box::new(result)),
                     );
                     let store = self.store.clone();
                     let sender = self.internal_sender.clone();
@@ -1732,6 +1731,9 @@ impl Mesh {
                         ack: None,
                     };
                     self.tasks.spawn(async move {
+                        let parcel = reply
+                            .ok()
+                            .and_then(|reply| reply.parcel(ReportBody::Result(Box::new(result))));
                         enqueue(&store, &sender, parcel.into_iter().collect(), journal).await;
                     });
                 }
@@ -1774,39 +1776,15 @@ impl Mesh {
             tracing::warn!(action = %action.id, "the action names no console to reply to");
             return Some(seen);
         };
-        let Ok(console) = reply_to.peer_id.parse::<PeerId>() else {
+        if reply_to.peer_id.parse::<PeerId>().is_err() {
             tracing::warn!(action = %action.id, console = %reply_to.peer_id, "the action's reply_to is not a peer id");
             return Some(seen);
-        };
+        }
         let keypair = self.keypair.clone();
         let store = self.store.clone();
         let sender = self.internal_sender.clone();
-        let agent = self.swarm.local_peer_id().to_string();
+        let agent = *self.swarm.local_peer_id();
         let expire_after = action.action.expireafter.map_or(0, Timestamp::unix_seconds);
-        let sealer = match sealer_for(&reply_to) {
-            Ok(sealer) => sealer,
-            Err(error) => {
-                tracing::error!(action = %action.id, %error, "cannot seal reports for this action; not running it");
-                return Some(seen);
-            }
-        };
-        let parcel = move |body: ReportBody| -> Option<Parcel> {
-            let report = Report {
-                action_id: action.id,
-                agent: agent.clone(),
-                attributes: attributes.clone(),
-                body,
-            };
-            let envelope = report.envelope(sealer.as_ref()).ok()?;
-            let signed = reports::sign(&envelope, &keypair).ok()?;
-            Some(Parcel {
-                console: console.to_bytes(),
-                console_addresses: reply_to.addresses.clone(),
-                action_id: action.id.0.to_vec(),
-                expire_after,
-                report: signed,
-            })
-        };
         if refusal.is_none() {
             self.status.actions_run += 1;
         }
@@ -1837,6 +1815,16 @@ impl Mesh {
         };
         self.tasks.spawn(async move {
             let id = action.id;
+            // Made here, off the swarm task: a key agreement per action.
+            let reply = match Reply::new(keypair, &agent, attributes, id, reply_to, expire_after) {
+                Ok(reply) => reply,
+                Err(error) => {
+                    tracing::error!(action = %id, %error, "cannot report on this action; not running it");
+                    stop.cancel();
+                    return;
+                }
+            };
+            let parcel = |body| reply.parcel(body);
             let mut ack_sequence = None;
             match (&refusal, started) {
                 (Some(reason), _) => {
@@ -2230,13 +2218,9 @@ impl Mesh {
         let screened = screening::screen(vec![parcel.clone()], &[here], |id| {
             sent_by(&store, console, id)
         });
+        let local = *self.swarm.local_peer_id();
         for &(reason, count) in &screened.dropped {
-            *self
-                .status
-                .reports_dropped
-                .entry(reason.to_owned())
-                .or_default() += count;
-            tracing::debug!(reason, "dropping a report addressed here");
+            self.count_dropped_reports(reason, count, local);
         }
         if screened.refuse {
             // Kept only when the history could not be read: the rest
@@ -2244,7 +2228,7 @@ impl Mesh {
             return !screened
                 .dropped
                 .iter()
-                .any(|(reason, _)| *reason == "history_unreadable");
+                .any(|(reason, _)| *reason == screening::HISTORY_UNREADABLE);
         }
         screened
             .mine
@@ -2472,44 +2456,70 @@ fn sent_by(store: &Store, console: bool, id: &ActionId) -> screening::Sent {
     }
 }
 
-/// What seals an action's reports: `None` for an action that names no seal
-/// key (its reports travel in the clear).
-fn sealer_for(
-    reply_to: &mig_proto::ReplyTo,
-) -> Result<Option<mig_proto::seal::Sealer>, mig_proto::seal::SealError> {
-    reply_to
-        .seal_key
-        .as_deref()
-        .map(|key| mig_proto::seal::Sealer::new(&mig_proto::seal::SealPublic::parse(key)?))
-        .transpose()
+/// How one action's reports leave this agent: addressed to the console
+/// its `reply_to` names, sealed to the key named there (in the clear when
+/// it names none), signed by this node.
+struct Reply {
+    keypair: Keypair,
+    agent: String,
+    attributes: mig_proto::AgentAttributes,
+    action_id: ActionId,
+    console: PeerId,
+    reply_to: mig_proto::ReplyTo,
+    expire_after: i64,
+    sealer: Option<mig_proto::seal::Sealer>,
 }
 
-/// A signed report ready to travel to the console named in `reply_to`.
-fn make_parcel(
-    keypair: &Keypair,
-    agent: &PeerId,
-    attributes: &mig_proto::AgentAttributes,
-    action_id: ActionId,
-    reply_to: &mig_proto::ReplyTo,
-    expire_after: i64,
-    body: ReportBody,
-) -> Option<Parcel> {
-    let console: PeerId = reply_to.peer_id.parse().ok()?;
-    let report = Report {
-        action_id,
-        agent: agent.to_string(),
-        attributes: attributes.clone(),
-        body,
-    };
-    let sealer = sealer_for(reply_to).ok()?;
-    let signed = reports::sign(&report.envelope(sealer.as_ref()).ok()?, keypair).ok()?;
-    Some(Parcel {
-        console: console.to_bytes(),
-        console_addresses: reply_to.addresses.clone(),
-        action_id: action_id.0.to_vec(),
-        expire_after,
-        report: signed,
-    })
+impl Reply {
+    /// Fails when `reply_to` names no peer, or a key reports cannot be
+    /// sealed to.
+    fn new(
+        keypair: Keypair,
+        agent: &PeerId,
+        attributes: mig_proto::AgentAttributes,
+        action_id: ActionId,
+        reply_to: mig_proto::ReplyTo,
+        expire_after: i64,
+    ) -> Result<Self, String> {
+        let console = reply_to
+            .peer_id
+            .parse::<PeerId>()
+            .map_err(|error| format!("reply_to: {error}"))?;
+        let sealer = reply_to
+            .seal_key
+            .as_deref()
+            .map(|key| mig_proto::seal::Sealer::new(&mig_proto::seal::SealPublic::parse(key)?))
+            .transpose()
+            .map_err(|error| error.to_string())?;
+        Ok(Self {
+            keypair,
+            agent: agent.to_string(),
+            attributes,
+            action_id,
+            console,
+            reply_to,
+            expire_after,
+            sealer,
+        })
+    }
+
+    /// A signed report saying `body`, ready to travel.
+    fn parcel(&self, body: ReportBody) -> Option<Parcel> {
+        let report = Report {
+            action_id: self.action_id,
+            agent: self.agent.clone(),
+            attributes: self.attributes.clone(),
+            body,
+        };
+        let envelope = report.envelope(self.sealer.as_ref()).ok()?;
+        Some(Parcel {
+            console: self.console.to_bytes(),
+            console_addresses: self.reply_to.addresses.clone(),
+            action_id: self.action_id.0.to_vec(),
+            expire_after: self.expire_after,
+            report: reports::sign(&envelope, &self.keypair).ok()?,
+        })
+    }
 }
 
 /// Decodes, verifies and journals an action from the wire.

@@ -39,6 +39,10 @@ impl Screened {
     }
 }
 
+/// Why a batch is refused when the console cannot look up what it sent:
+/// the one refusal worth trying again unchanged.
+pub const HISTORY_UNREADABLE: &str = "history_unreadable";
+
 /// What a console knows of the action a report addressed to it is about.
 pub enum Sent {
     /// Not an action this node sent.
@@ -135,7 +139,7 @@ fn screen_within_budget(
         ("forged", forged),
         ("unknown_path", unknown_path),
         ("unsolicited", unsolicited),
-        ("history_unreadable", history_unreadable),
+        (HISTORY_UNREADABLE, history_unreadable),
     ]
     .into_iter()
     .chain(unreadable)
