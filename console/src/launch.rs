@@ -23,9 +23,14 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How long the mesh must stay quiet after the last ack before the console
-/// concludes that every targeted agent has spoken.
-const QUIET_AFTER_LAST_ACK: Duration = Duration::from_millis(1500);
+/// How long the mesh must stay quiet after an agent was last heard from
+/// for the first time before the console concludes that every targeted
+/// agent has spoken.
+const QUIET_AFTER_LAST_NEWCOMER: Duration = Duration::from_millis(1500);
+// An agent whose module runs long speaks first with its ack, which it
+// holds back for `ACK_HOLD` in case the result overtakes it; the console
+// must still be listening when that ack comes, after its journey home.
+const _: () = assert!(mesh::ACK_HOLD.as_millis() * 3 / 2 <= QUIET_AFTER_LAST_NEWCOMER.as_millis());
 /// How long to wait for a relay to grant a circuit reservation.
 const CIRCUIT_WAIT: Duration = Duration::from_secs(3);
 /// How long to wait for a first peer to publish to.
@@ -350,17 +355,17 @@ fn check_seal_is_kept(store: &mig_node::store::Store, action: &Action) -> Result
     }
 }
 
-/// How long the mesh must stay quiet after the last ack, which came
-/// `last_ack_after` the publish. Without a count of agents to expect (a
-/// first census, an empty roster), a fleet whose acks are still coming
-/// seconds in is slow or large, and a fixed moment of quiet would end the
-/// census before its slowest agents speak: half the time the acks have
-/// taken so far, at least the usual moment.
-fn quiet_period(last_ack_after: Duration, expected_known: bool) -> Duration {
+/// How long the mesh must stay quiet after the last newcomer, heard
+/// `last_newcomer_after` the publish. Without a count of agents to expect (a
+/// first census, an empty roster), a fleet whose agents are still speaking
+/// up seconds in is slow or large, and a fixed moment of quiet would end
+/// the census before its slowest agents speak: half the time the newcomers
+/// have taken so far, at least the usual moment.
+fn quiet_period(last_newcomer_after: Duration, expected_known: bool) -> Duration {
     if expected_known {
-        QUIET_AFTER_LAST_ACK
+        QUIET_AFTER_LAST_NEWCOMER
     } else {
-        QUIET_AFTER_LAST_ACK.max(last_ack_after / 2)
+        QUIET_AFTER_LAST_NEWCOMER.max(last_newcomer_after / 2)
     }
 }
 
@@ -382,7 +387,7 @@ async fn collect(
         + options.timeout.min(Duration::from_secs(
             u64::try_from(seconds_left.max(0)).unwrap_or(0) + 1,
         ));
-    let mut last_ack = started;
+    let mut last_newcomer = started;
     let mut last_report = started;
     let (to_history, history_writer) = history_writer(node.store.clone());
     let detach = options.detach.clone().unwrap_or_default();
@@ -392,10 +397,10 @@ async fn collect(
         }
         let all_answered = agents.all_answered();
         let quiet = quiet_period(
-            last_ack.saturating_duration_since(started),
+            last_newcomer.saturating_duration_since(started),
             options.expect_answers.is_some(),
         );
-        let quiet_until = (last_ack + quiet).max(started + options.collect_for);
+        let quiet_until = (last_newcomer + quiet).max(started + options.collect_for);
         let enough = options
             .expect_answers
             .is_none_or(|expected| agents.answered >= expected);
@@ -425,7 +430,7 @@ async fn collect(
                 }
                 last_report = Instant::now();
                 let _ = to_history.send((*report).clone()).await;
-                agents.record(*report, &mut last_ack, started);
+                agents.record(*report, &mut last_newcomer, started);
             }
             Ok(Some(MeshEvent::Listening(_) | MeshEvent::Accepted { .. })) => {}
             Ok(None) => break,
@@ -504,10 +509,10 @@ pub async fn results(
             .ok_or_else(|| other(format!("this console has no record of action {action_id}")))?;
         let action = Action::from_json(&json).map_err(other)?;
         let mut agents = Roster::default();
-        let mut last_ack = Instant::now();
+        let mut last_newcomer = Instant::now();
         for bytes in store.received(&action_id.0).map_err(other)? {
             if let Ok(report) = ciborium::de::from_reader::<Report, _>(bytes.as_slice()) {
-                agents.record(report, &mut last_ack, Instant::now());
+                agents.record(report, &mut last_newcomer, Instant::now());
             }
         }
         Ok((action, agents))
@@ -677,10 +682,15 @@ impl Roster {
         self.awaiting == 0
     }
 
-    fn record(&mut self, report: Report, last_ack: &mut Instant, published: Instant) {
+    fn record(&mut self, report: Report, last_newcomer: &mut Instant, published: Instant) {
         if self.agents.len() >= self.limit && !self.agents.contains_key(&report.agent) {
             self.over_limit += 1;
             return;
+        }
+        // Whatever it says first (an ack, a refusal, or a result that
+        // overtook its ack), a newcomer restarts the moment of quiet.
+        if !self.agents.contains_key(&report.agent) {
+            *last_newcomer = Instant::now();
         }
         let entry = self
             .agents
@@ -698,15 +708,11 @@ impl Roster {
         self.summary.add(entry, -1);
         match report.body {
             ReportBody::Ack => {
-                if !entry.acked {
-                    entry.acked = true;
-                    *last_ack = Instant::now();
-                }
+                entry.acked = true;
                 entry.ack_ms.get_or_insert(published.elapsed().as_millis());
             }
             ReportBody::Rejected { reason } => {
                 entry.rejected = Some(reason);
-                *last_ack = Instant::now();
             }
             ReportBody::Result(result) => {
                 // A result implies the ack, even if the ack was lost.
@@ -738,11 +744,11 @@ mod tests {
     fn a_census_of_an_unknown_fleet_waits_longer_when_acks_come_late() {
         let second = Duration::from_secs(1);
         // Quick answers: the usual moment of quiet.
-        assert_eq!(quiet_period(second / 2, false), QUIET_AFTER_LAST_ACK);
+        assert_eq!(quiet_period(second / 2, false), QUIET_AFTER_LAST_NEWCOMER);
         // Acks still coming 10 s in: 5 s of quiet before concluding.
         assert_eq!(quiet_period(10 * second, false), 5 * second);
         // With a count to expect, the count decides, not the quiet.
-        assert_eq!(quiet_period(10 * second, true), QUIET_AFTER_LAST_ACK);
+        assert_eq!(quiet_period(10 * second, true), QUIET_AFTER_LAST_NEWCOMER);
     }
 
     #[tokio::test]
@@ -803,27 +809,55 @@ mod tests {
     }
 
     #[test]
+    fn any_first_word_from_an_agent_restarts_the_quiet_but_repeats_do_not() {
+        let mut roster = Roster::default();
+        let published = Instant::now();
+        let long_ago = published - Duration::from_secs(60);
+        // A result that overtook its ack (held back, or lost) is the first
+        // word of a newcomer, as an ack or a refusal is.
+        for (agent, body) in [
+            ("a", result()),
+            ("b", ReportBody::Ack),
+            (
+                "c",
+                ReportBody::Rejected {
+                    reason: "acl".into(),
+                },
+            ),
+        ] {
+            let mut last_newcomer = long_ago;
+            roster.record(report(agent, body), &mut last_newcomer, published);
+            assert!(last_newcomer > long_ago, "agent {agent}");
+        }
+        for (agent, body) in [("a", ReportBody::Ack), ("b", result())] {
+            let mut last_newcomer = long_ago;
+            roster.record(report(agent, body), &mut last_newcomer, published);
+            assert_eq!(last_newcomer, long_ago, "agent {agent}");
+        }
+    }
+
+    #[test]
     fn the_roster_counts_who_is_awaited_and_stops_growing_at_its_limit() {
         let mut roster = Roster {
             limit: 3,
             ..Roster::default()
         };
-        let mut last_ack = Instant::now();
+        let mut last_newcomer = Instant::now();
         let published = Instant::now();
-        roster.record(report("a", ReportBody::Ack), &mut last_ack, published);
-        roster.record(report("b", ReportBody::Ack), &mut last_ack, published);
-        roster.record(report("a", ReportBody::Ack), &mut last_ack, published);
+        roster.record(report("a", ReportBody::Ack), &mut last_newcomer, published);
+        roster.record(report("b", ReportBody::Ack), &mut last_newcomer, published);
+        roster.record(report("a", ReportBody::Ack), &mut last_newcomer, published);
         assert_eq!(roster.awaiting, 2);
-        roster.record(report("a", result()), &mut last_ack, published);
-        roster.record(report("a", result()), &mut last_ack, published);
+        roster.record(report("a", result()), &mut last_newcomer, published);
+        roster.record(report("a", result()), &mut last_newcomer, published);
         // A result without its ack (the ack was lost) is an answer too.
-        roster.record(report("c", result()), &mut last_ack, published);
+        roster.record(report("c", result()), &mut last_newcomer, published);
         assert_eq!(roster.awaiting, 1);
         assert!(!roster.all_answered());
-        roster.record(report("d", ReportBody::Ack), &mut last_ack, published);
+        roster.record(report("d", ReportBody::Ack), &mut last_newcomer, published);
         assert_eq!(roster.over_limit, 1);
         assert_eq!(roster.agents.len(), 3);
-        roster.record(report("b", result()), &mut last_ack, published);
+        roster.record(report("b", result()), &mut last_newcomer, published);
         assert!(roster.all_answered());
         assert_eq!(roster.answered, 3);
         // The running counters agree with counting afresh.

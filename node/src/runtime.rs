@@ -37,6 +37,9 @@ pub struct RuntimeConfig {
     /// A pool shared with other runtimes (the simulator's many nodes);
     /// `None`: this runtime makes its own of `worker_threads`.
     pub pool: Option<Arc<rayon::ThreadPool>>,
+    /// Threads module runs wait their turn on, shared with other runtimes
+    /// (the simulator's); `None`: each run has a thread of its own.
+    pub runners: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Default for RuntimeConfig {
@@ -46,6 +49,7 @@ impl Default for RuntimeConfig {
             max_concurrent_actions: 4,
             worker_threads: std::thread::available_parallelism().map_or(2, usize::from),
             pool: None,
+            runners: None,
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct Runtime {
     store: Option<Arc<Store>>,
     attributes: Arc<AgentAttributes>,
     pool: Arc<rayon::ThreadPool>,
+    runners: Option<Arc<rayon::ThreadPool>>,
     slots: Arc<Semaphore>,
     started: SystemTime,
 }
@@ -109,6 +114,7 @@ impl Runtime {
             store,
             attributes: Arc::new(attributes),
             pool,
+            runners: config.runners,
             slots: Arc::new(Semaphore::new(config.max_concurrent_actions.max(1))),
             started: SystemTime::now(),
         })
@@ -272,18 +278,24 @@ impl Runtime {
             now: SystemTime::now(),
         };
         let (sender, receiver) = oneshot::channel();
-        let spawned = std::thread::Builder::new()
+        let run = move || {
+            let _ = crate::priority::lower_current_thread();
+            let outcome =
+                std::panic::catch_unwind(AssertUnwindSafe(|| module.run(&parameters, &context)));
+            // Let go of the store before the run hears it is over.
+            drop(context);
+            let _ = sender.send(outcome);
+        };
+        if let Some(runners) = &self.runners {
+            // Niceness is per thread and the scheduler adds up the weights
+            // of runnable threads: a thousand simulated agents, each with a
+            // module thread of its own at nice 19, together outweighed the
+            // nodes' workers and slowed the spread of the action.
+            runners.spawn(run);
+        } else if let Err(error) = std::thread::Builder::new()
             .name(format!("mig-{}", module.name()))
-            .spawn(move || {
-                let _ = crate::priority::lower_current_thread();
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    module.run(&parameters, &context)
-                }));
-                // Let go of the store before the run hears it is over.
-                drop(context);
-                let _ = sender.send(outcome);
-            });
-        if let Err(error) = spawned {
+            .spawn(run)
+        {
             return Outcome::Failed(format!("cannot start the module thread: {error}"));
         }
         let mut receiver = receiver;
@@ -368,6 +380,8 @@ mod tests {
     struct Slow;
     /// Panics.
     struct Crashing;
+    /// Says which thread it ran on.
+    struct WhereAmI;
 
     static SLOW_STOPPED: AtomicBool = AtomicBool::new(false);
 
@@ -441,7 +455,30 @@ mod tests {
         }
     }
 
-    static TEST_MODULES: [&dyn Module; 3] = [&Quick, &Slow, &Crashing];
+    impl Module for WhereAmI {
+        fn name(&self) -> &'static str {
+            "where"
+        }
+        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
+            Ok(())
+        }
+        fn run(
+            &self,
+            _: &serde_json::Value,
+            _: &ModuleContext,
+        ) -> Result<ModuleResult, ModuleError> {
+            Ok(ModuleResult {
+                success: true,
+                elements: json!(std::thread::current().name()),
+                ..ModuleResult::default()
+            })
+        }
+        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    static TEST_MODULES: [&dyn Module; 4] = [&Quick, &Slow, &Crashing, &WhereAmI];
 
     fn runtime() -> Runtime {
         Runtime::new(RuntimeConfig::default(), AgentAttributes::default(), None)
@@ -483,6 +520,37 @@ mod tests {
         assert_eq!(result.status, AgentStatus::Success);
         assert_eq!(result.operations.len(), 2);
         assert!(result.found_anything());
+    }
+
+    #[tokio::test]
+    async fn runs_take_turns_on_shared_runner_threads_when_given_them() {
+        let action = action(&["where", "crashing", "where"], 60);
+        let alone = runtime()
+            .run_action(ActionId([0; 32]), &action, CancellationToken::new())
+            .await;
+        assert_eq!(alone.operations[0].elements, json!("mig-where"));
+
+        let runners = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|index| format!("shared-runner-{index}"))
+                .build()
+                .unwrap(),
+        );
+        let config = RuntimeConfig {
+            runners: Some(runners),
+            ..RuntimeConfig::default()
+        };
+        let shared = Runtime::new(config, AgentAttributes::default(), None)
+            .unwrap()
+            .with_modules(&TEST_MODULES);
+        let result = shared
+            .run_action(ActionId([0; 32]), &action, CancellationToken::new())
+            .await;
+        assert_eq!(result.operations[0].elements, json!("shared-runner-0"));
+        // A panic is caught on the shared thread too, which runs the next.
+        assert!(result.operations[1].errors[0].contains("deliberate test panic"));
+        assert_eq!(result.operations[2].elements, json!("shared-runner-0"));
     }
 
     #[tokio::test]

@@ -111,6 +111,8 @@ struct Fleet {
     investigator: Arc<mig_keys::SecretKey>,
     trusted: TrustStore,
     pool: Arc<rayon::ThreadPool>,
+    /// The threads every agent's module runs take turns on.
+    runners: Arc<rayon::ThreadPool>,
     relays: Vec<Option<Running>>,
     relay_addresses: Vec<Multiaddr>,
     agents: Vec<Option<Running>>,
@@ -336,6 +338,7 @@ impl Fleet {
             transport: Some(self.world.transport(segment)),
             attributes,
             module_pool: Some(self.pool.clone()),
+            module_runners: Some(self.runners.clone()),
         };
         let shutdown = CancellationToken::new();
         let starting = mesh::start_in(config, role, keypair, shutdown.clone(), environment);
@@ -530,12 +533,22 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
     let dir = work_dir()?;
     let investigator = Arc::new(mig_keys::SecretKey::generate("mig-sim investigator")?);
     let trusted = TrustStore::new([investigator.public()]);
-    let pool = Arc::new(
+    // Module work runs at the lowest priority, as on a real agent, and on
+    // a few threads for the whole fleet: the scheduler adds up the weights
+    // of runnable threads, and one lowered thread per agent together
+    // outweighed the nodes' workers.
+    let lowered_pool = |name: &'static str| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(2)
-            .thread_name(|index| format!("sim-module-{index}"))
-            .build()?,
-    );
+            .thread_name(move |index| format!("{name}-{index}"))
+            .start_handler(|_| {
+                let _ = mig_node::priority::lower_current_thread();
+            })
+            .build()
+            .map(Arc::new)
+    };
+    let pool = lowered_pool("sim-module")?;
+    let runners = lowered_pool("sim-run")?;
     let relay_addresses = (0..scenario.relays)
         .map(|relay| -> anyhow::Result<Multiaddr> {
             let peer = node_key(scenario.seed, relay)?.public().to_peer_id();
@@ -553,6 +566,7 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
         investigator,
         trusted,
         pool,
+        runners,
         relay_addresses,
         left: BTreeMap::new(),
         left_status: BTreeMap::new(),

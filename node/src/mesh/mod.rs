@@ -86,8 +86,10 @@ const MAX_DELIVERIES_IN_FLIGHT: usize = 4;
 /// An ack waits this long before it leaves: a run that is over by then
 /// sends its result alone (a result says everything an ack says), which
 /// halves what every hop carries for quick modules. An ack exists for the
-/// runs that take longer.
-const ACK_HOLD: Duration = Duration::from_millis(500);
+/// runs that take longer. Half a second sent a thousand simulated agents'
+/// acks ahead of results that came a moment later, and slowed the results
+/// (`mig-sim`); the console's moment of quiet must outlast it.
+pub const ACK_HOLD: Duration = Duration::from_millis(1000);
 /// How long a stopping node waits for the work it spawned.
 const TASKS_GRACE: Duration = Duration::from_secs(5);
 /// Parcels are kept this long after their action expired, for a console
@@ -162,6 +164,8 @@ pub struct Environment {
     pub attributes: Option<mig_proto::AgentAttributes>,
     /// The pool modules do parallel work on; `None`: one per node.
     pub module_pool: Option<Arc<rayon::ThreadPool>>,
+    /// The threads module runs take turns on; `None`: a thread per run.
+    pub module_runners: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// See [`Environment::transport`].
@@ -183,6 +187,7 @@ impl std::fmt::Debug for Environment {
             .field("transport", &self.transport.as_ref().map(|_| "custom"))
             .field("attributes", &self.attributes)
             .field("module_pool", &self.module_pool.is_some())
+            .field("module_runners", &self.module_runners.is_some())
             .finish()
     }
 }
@@ -790,6 +795,7 @@ pub async fn start_in(
             root: config.root.clone(),
             max_concurrent_actions: config.max_concurrent_actions,
             pool: environment.module_pool,
+            runners: environment.module_runners,
             ..RuntimeConfig::default()
         };
         Some(Arc::new(Runtime::new(
