@@ -31,9 +31,9 @@ const SEED_EXAMPLE: &str = include_str!("../../docs/examples/linux-backdoor-2014
 const PLANTED: &[u8] = b"mig-sim: a planted indicator of compromise\n";
 /// Agents started at once while the fleet forms.
 const START_BATCH: usize = 50;
-/// Gossip mesh peers every agent has before the first publish (gossipsub's
-/// own lower bound is 5 of a target 6).
-const MESH_READY: usize = 4;
+/// Gossip peers (mesh and direct) nearly every agent has before the first
+/// publish: gossipsub's own lower bound of its mesh, and its relay.
+const MESH_READY: usize = mig_node::mesh::GOSSIP_MESH;
 /// Share of agents with `MESH_READY` gossip peers before the first publish.
 const READY_SHARE: f64 = 0.95;
 

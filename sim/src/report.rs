@@ -11,10 +11,9 @@ use serde::Serialize;
 
 use crate::scenario::Scenario;
 
-/// Gossipsub's mesh degree (`mesh_n`, libp2p's default, which the node
-/// keeps) and the node's heartbeat.
-pub const FANOUT: f64 = 6.0;
-pub const HEARTBEAT_S: f64 = 0.7;
+/// The node's gossip mesh degree (gossipsub's `mesh_n`) and heartbeat.
+pub const FANOUT: f64 = mig_node::mesh::GOSSIP_MESH as f64;
+pub const HEARTBEAT_S: f64 = mig_node::mesh::GOSSIP_HEARTBEAT.as_secs_f64();
 
 /// The model's time for a fraction `share` of `nodes` to have the message,
 /// in seconds: the logistic epidemic Serf's convergence simulator plots,
@@ -572,7 +571,8 @@ mod tests {
             }
             assert!(model_seconds(nodes, 1.0) > model_seconds(nodes, 0.9));
         }
-        // Half of 1,000 nodes: ln(999) / (6 / 0.7) s.
-        assert!((model_seconds(1000, 0.5) - 999f64.ln() / (6.0 / 0.7)).abs() < 1e-9);
+        // Half of 1,000 nodes: ln(999) / (fan-out / heartbeat) s.
+        assert_eq!((FANOUT, HEARTBEAT_S), (4.0, 0.7));
+        assert!((model_seconds(1000, 0.5) - 999f64.ln() / (4.0 / 0.7)).abs() < 1e-9);
     }
 }

@@ -69,6 +69,14 @@ const TARGET_LINKS: usize = 6;
 /// Links an agent keeps at most (beyond its gossip mesh and bootstrap
 /// peers, surplus ones are closed).
 const MAX_LINKS: usize = 12;
+/// Peers each node pushes every action to (gossipsub's `mesh_n`; libp2p's
+/// default is 6). Relays send every action straight to their agents, so
+/// most mesh pushes are duplicates: six cost each simulated agent six
+/// copies of every action, four cost four and spread it faster on a busy
+/// machine (docs/decisions/0008).
+pub const GOSSIP_MESH: usize = 4;
+/// How often gossipsub grafts, prunes and gossips.
+pub const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(700);
 /// A surplus link is closed only once it is this old, so discovery's own
 /// connections are not closed and reopened in a loop.
 const LINK_GRACE: Duration = Duration::from_secs(30);
@@ -506,7 +514,11 @@ fn build_swarm(
                 })
                 .max_transmit_size(MAX_WIRE_BYTES + 64 * 1024)
                 .heartbeat_initial_delay(Duration::from_millis(100))
-                .heartbeat_interval(Duration::from_millis(700))
+                .heartbeat_interval(GOSSIP_HEARTBEAT)
+                .mesh_n(GOSSIP_MESH)
+                .mesh_n_low(GOSSIP_MESH - 1)
+                .mesh_n_high(2 * GOSSIP_MESH)
+                .mesh_outbound_min(GOSSIP_MESH / 2)
                 .duplicate_cache_time(Duration::from_secs(300))
                 // IDONTWANT (gossipsub 1.2) tells every mesh peer, for each
                 // message received, not to send it: worth it for large
