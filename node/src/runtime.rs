@@ -37,9 +37,9 @@ pub struct RuntimeConfig {
     /// A pool shared with other runtimes (the simulator's many nodes);
     /// `None`: this runtime makes its own of `worker_threads`.
     pub pool: Option<Arc<rayon::ThreadPool>>,
-    /// Threads module runs wait their turn on, shared with other runtimes
-    /// (the simulator's); `None`: each run has a thread of its own.
-    pub runners: Option<Arc<rayon::ThreadPool>>,
+    /// Threads module runs take turns on, shared with other runtimes (the
+    /// simulator's); `None`: each run has a thread of its own.
+    pub module_threads: Option<Arc<ModuleThreads>>,
 }
 
 impl Default for RuntimeConfig {
@@ -49,7 +49,7 @@ impl Default for RuntimeConfig {
             max_concurrent_actions: 4,
             worker_threads: std::thread::available_parallelism().map_or(2, usize::from),
             pool: None,
-            runners: None,
+            module_threads: None,
         }
     }
 }
@@ -73,7 +73,7 @@ pub struct Runtime {
     store: Option<Arc<Store>>,
     attributes: Arc<AgentAttributes>,
     pool: Arc<rayon::ThreadPool>,
-    runners: Option<Arc<rayon::ThreadPool>>,
+    module_threads: Option<Arc<ModuleThreads>>,
     slots: Arc<Semaphore>,
     started: SystemTime,
 }
@@ -114,7 +114,7 @@ impl Runtime {
             store,
             attributes: Arc::new(attributes),
             pool,
-            runners: config.runners,
+            module_threads: config.module_threads,
             slots: Arc::new(Semaphore::new(config.max_concurrent_actions.max(1))),
             started: SystemTime::now(),
         })
@@ -286,12 +286,8 @@ impl Runtime {
             drop(context);
             let _ = sender.send(outcome);
         };
-        if let Some(runners) = &self.runners {
-            // Niceness is per thread and the scheduler adds up the weights
-            // of runnable threads: a thousand simulated agents, each with a
-            // module thread of its own at nice 19, together outweighed the
-            // nodes' workers and slowed the spread of the action.
-            runners.spawn(run);
+        if let Some(threads) = &self.module_threads {
+            threads.run(Box::new(run));
         } else if let Err(error) = std::thread::Builder::new()
             .name(format!("mig-{}", module.name()))
             .spawn(run)
@@ -333,6 +329,57 @@ impl Runtime {
     }
 }
 
+/// A few threads, at the lowest priority, that the module runs of many
+/// runtimes take turns on (the simulator's fleet). Niceness is per thread
+/// and the scheduler adds up the weights of runnable threads: a thousand
+/// simulated agents, each with a module thread of its own at nice 19,
+/// together outweighed the nodes' workers and slowed the spread of the
+/// action. Plain threads, not a rayon pool: a rayon thread that waits on
+/// another pool (the file module's hashing) runs other queued jobs nested
+/// in its stack meanwhile, and a run then waited for every run nested
+/// above it.
+#[derive(Debug)]
+pub struct ModuleThreads {
+    jobs: std::sync::mpsc::Sender<ModuleJob>,
+}
+
+type ModuleJob = Box<dyn FnOnce() + Send>;
+
+impl ModuleThreads {
+    /// Starts `threads` threads named `name-<index>`; they end when this
+    /// is dropped and their last job is done.
+    pub fn new(threads: usize, name: &str) -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<ModuleJob>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for index in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}-{index}"))
+                .spawn(move || {
+                    let _ = crate::priority::lower_current_thread();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Queues `job`; it runs when a thread is free. The threads live as
+    /// long as `self`, so the job is only dropped unrun if one panicked
+    /// past its own guard, and then its run hears the thread ended.
+    fn run(&self, job: ModuleJob) {
+        let _ = self.jobs.send(job);
+    }
+}
+
 /// The worst status wins: cancelled, then timeout, expired, failed.
 fn set_status(result: &mut AgentResult, status: AgentStatus, reason: String) {
     let rank = |status: AgentStatus| match status {
@@ -366,7 +413,7 @@ pub fn now_timestamp() -> Timestamp {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use mig_proto::{AgentStatus, ModuleResult, Operation};
     use serde_json::json;
@@ -374,14 +421,46 @@ mod tests {
     use super::*;
     use crate::modules::Module;
 
-    /// Answers at once, with the name of the thread it ran on.
+    /// Answers at once.
     struct Quick;
+    /// Takes a moment, records how many of it ran at once at most, and says
+    /// which thread it ran on.
+    struct Counted;
     /// Never finishes on its own; stops when told, and says it did.
     struct Slow;
     /// Panics.
     struct Crashing;
 
     static SLOW_STOPPED: AtomicBool = AtomicBool::new(false);
+    static COUNTED_RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static COUNTED_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+
+    impl Module for Counted {
+        fn name(&self) -> &'static str {
+            "counted"
+        }
+        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
+            Ok(())
+        }
+        fn run(
+            &self,
+            _: &serde_json::Value,
+            _: &ModuleContext,
+        ) -> Result<ModuleResult, ModuleError> {
+            let running = COUNTED_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+            COUNTED_AT_ONCE.fetch_max(running, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            COUNTED_RUNNING.fetch_sub(1, Ordering::SeqCst);
+            Ok(ModuleResult {
+                success: true,
+                elements: json!(std::thread::current().name()),
+                ..ModuleResult::default()
+            })
+        }
+        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
+            Vec::new()
+        }
+    }
 
     impl Module for Quick {
         fn name(&self) -> &'static str {
@@ -398,7 +477,6 @@ mod tests {
             Ok(ModuleResult {
                 foundanything: true,
                 success: true,
-                elements: json!(std::thread::current().name()),
                 ..ModuleResult::default()
             })
         }
@@ -454,7 +532,7 @@ mod tests {
         }
     }
 
-    static TEST_MODULES: [&dyn Module; 3] = [&Quick, &Slow, &Crashing];
+    static TEST_MODULES: [&dyn Module; 4] = [&Quick, &Slow, &Crashing, &Counted];
 
     fn runtime() -> Runtime {
         Runtime::new(RuntimeConfig::default(), AgentAttributes::default(), None)
@@ -499,34 +577,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn runs_take_turns_on_shared_runner_threads_when_given_them() {
-        let action = action(&["quick", "crashing", "quick"], 60);
-        let alone = runtime()
-            .run_action(ActionId([0; 32]), &action, CancellationToken::new())
-            .await;
-        assert_eq!(alone.operations[0].elements, json!("mig-quick"));
-
-        let runners = Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .thread_name(|index| format!("shared-runner-{index}"))
-                .build()
-                .unwrap(),
-        );
-        let config = RuntimeConfig {
-            runners: Some(runners),
-            ..RuntimeConfig::default()
+    async fn runtimes_sharing_module_threads_take_turns_on_them() {
+        let threads = Arc::new(ModuleThreads::new(1, "shared-module").unwrap());
+        let sharing = || {
+            let config = RuntimeConfig {
+                module_threads: Some(threads.clone()),
+                ..RuntimeConfig::default()
+            };
+            Runtime::new(config, AgentAttributes::default(), None)
+                .unwrap()
+                .with_modules(&TEST_MODULES)
         };
-        let shared = Runtime::new(config, AgentAttributes::default(), None)
-            .unwrap()
-            .with_modules(&TEST_MODULES);
-        let result = shared
-            .run_action(ActionId([0; 32]), &action, CancellationToken::new())
-            .await;
-        assert_eq!(result.operations[0].elements, json!("shared-runner-0"));
-        // A panic is caught on the shared thread too, which runs the next.
-        assert!(result.operations[1].errors[0].contains("deliberate test panic"));
-        assert_eq!(result.operations[2].elements, json!("shared-runner-0"));
+        let (first, second) = (sharing(), sharing());
+        let counted = action(&["counted", "crashing", "counted"], 60);
+        let (one, two) = tokio::join!(
+            first.run_action(ActionId([0; 32]), &counted, CancellationToken::new()),
+            second.run_action(ActionId([0; 32]), &counted, CancellationToken::new()),
+        );
+        for result in [one, two] {
+            assert_eq!(result.operations[0].elements, json!("shared-module-0"));
+            // A panic is caught on the shared thread, which runs the next.
+            assert!(result.operations[1].errors[0].contains("deliberate test panic"));
+            assert_eq!(result.operations[2].elements, json!("shared-module-0"));
+        }
+        assert_eq!(COUNTED_AT_ONCE.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -29,6 +29,13 @@ const SEED_EXAMPLE: &str = include_str!("../../docs/examples/linux-backdoor-2014
 /// What planted agents hold at /usr/bin/kworkerd (the sweep looks for its
 /// SHA-256).
 const PLANTED: &[u8] = b"mig-sim: a planted indicator of compromise\n";
+/// Threads the fleet's modules hash files on.
+const MODULE_THREADS: usize = 2;
+/// Module runs at once in the whole fleet, on threads of their own: few,
+/// so that they do not outweigh the workers, and more than the hashing
+/// threads, so that those have work while a run hands off between its
+/// lowered threads.
+const MODULE_RUNS: usize = 4;
 /// Agents started at once while the fleet forms.
 const START_BATCH: usize = 50;
 /// Gossip peers (mesh and direct) nearly every agent has before the first
@@ -112,7 +119,7 @@ struct Fleet {
     trusted: TrustStore,
     pool: Arc<rayon::ThreadPool>,
     /// The threads every agent's module runs take turns on.
-    runners: Arc<rayon::ThreadPool>,
+    module_threads: Arc<mig_node::runtime::ModuleThreads>,
     relays: Vec<Option<Running>>,
     relay_addresses: Vec<Multiaddr>,
     agents: Vec<Option<Running>>,
@@ -338,7 +345,7 @@ impl Fleet {
             transport: Some(self.world.transport(segment)),
             attributes,
             module_pool: Some(self.pool.clone()),
-            module_runners: Some(self.runners.clone()),
+            module_threads: Some(self.module_threads.clone()),
         };
         let shutdown = CancellationToken::new();
         let starting = mesh::start_in(config, role, keypair, shutdown.clone(), environment);
@@ -533,22 +540,23 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
     let dir = work_dir()?;
     let investigator = Arc::new(mig_keys::SecretKey::generate("mig-sim investigator")?);
     let trusted = TrustStore::new([investigator.public()]);
-    // Module work runs at the lowest priority, as on a real agent, and on
-    // a few threads for the whole fleet: the scheduler adds up the weights
-    // of runnable threads, and one lowered thread per agent together
+    // Module threads run at the lowest priority, as on a real agent, and
+    // a few at a time for the whole fleet: the scheduler adds up the
+    // weights of runnable threads, and hundreds of lowered threads together
     // outweighed the nodes' workers.
-    let lowered_pool = |name: &'static str| {
+    let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .thread_name(move |index| format!("{name}-{index}"))
+            .num_threads(MODULE_THREADS)
+            .thread_name(|index| format!("sim-module-{index}"))
             .start_handler(|_| {
                 let _ = mig_node::priority::lower_current_thread();
             })
-            .build()
-            .map(Arc::new)
-    };
-    let pool = lowered_pool("sim-module")?;
-    let runners = lowered_pool("sim-run")?;
+            .build()?,
+    );
+    let module_threads = Arc::new(mig_node::runtime::ModuleThreads::new(
+        MODULE_RUNS,
+        "sim-run",
+    )?);
     let relay_addresses = (0..scenario.relays)
         .map(|relay| -> anyhow::Result<Multiaddr> {
             let peer = node_key(scenario.seed, relay)?.public().to_peer_id();
@@ -566,7 +574,7 @@ pub async fn run(scenario: &Scenario, progress: bool) -> anyhow::Result<RunRepor
         investigator,
         trusted,
         pool,
-        runners,
+        module_threads,
         relay_addresses,
         left: BTreeMap::new(),
         left_status: BTreeMap::new(),

@@ -172,8 +172,9 @@ pub struct Environment {
     pub attributes: Option<mig_proto::AgentAttributes>,
     /// The pool modules do parallel work on; `None`: one per node.
     pub module_pool: Option<Arc<rayon::ThreadPool>>,
-    /// The threads module runs take turns on; `None`: a thread per run.
-    pub module_runners: Option<Arc<rayon::ThreadPool>>,
+    /// Threads module runs take turns on, shared by many nodes; `None`: a
+    /// thread per run.
+    pub module_threads: Option<Arc<crate::runtime::ModuleThreads>>,
 }
 
 /// See [`Environment::transport`].
@@ -195,7 +196,7 @@ impl std::fmt::Debug for Environment {
             .field("transport", &self.transport.as_ref().map(|_| "custom"))
             .field("attributes", &self.attributes)
             .field("module_pool", &self.module_pool.is_some())
-            .field("module_runners", &self.module_runners.is_some())
+            .field("module_threads", &self.module_threads.is_some())
             .finish()
     }
 }
@@ -807,7 +808,7 @@ pub async fn start_in(
             root: config.root.clone(),
             max_concurrent_actions: config.max_concurrent_actions,
             pool: environment.module_pool,
-            runners: environment.module_runners,
+            module_threads: environment.module_threads,
             ..RuntimeConfig::default()
         };
         Some(Arc::new(Runtime::new(
