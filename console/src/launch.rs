@@ -683,13 +683,14 @@ impl Roster {
     }
 
     fn record(&mut self, report: Report, last_newcomer: &mut Instant, published: Instant) {
-        if self.agents.len() >= self.limit && !self.agents.contains_key(&report.agent) {
+        let newcomer = !self.agents.contains_key(&report.agent);
+        if newcomer && self.agents.len() >= self.limit {
             self.over_limit += 1;
             return;
         }
         // Whatever it says first (an ack, a refusal, or a result that
         // overtook its ack), a newcomer restarts the moment of quiet.
-        if !self.agents.contains_key(&report.agent) {
+        if newcomer {
             *last_newcomer = Instant::now();
         }
         let entry = self

@@ -98,13 +98,7 @@ impl Runtime {
         let pool = match config.pool {
             Some(pool) => pool,
             None => Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(config.worker_threads.max(1))
-                    .thread_name(|index| format!("mig-module-{index}"))
-                    .start_handler(|_| {
-                        let _ = crate::priority::lower_current_thread();
-                    })
-                    .build()
+                module_pool(config.worker_threads, "mig-module")
                     .map_err(|error| RuntimeError::Pool(error.to_string()))?,
             ),
         };
@@ -329,6 +323,22 @@ impl Runtime {
     }
 }
 
+/// A pool of `threads` threads named `name-<index>`, at the lowest
+/// priority, that modules do their parallel work on (the file module's
+/// hashing).
+pub fn module_pool(
+    threads: usize,
+    name: &'static str,
+) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(move |index| format!("{name}-{index}"))
+        .start_handler(|_| {
+            let _ = crate::priority::lower_current_thread();
+        })
+        .build()
+}
+
 /// A few threads, at the lowest priority, that the module runs of many
 /// runtimes take turns on (the simulator's fleet). Niceness is per thread
 /// and the scheduler adds up the weights of runnable threads: a thousand
@@ -355,8 +365,8 @@ impl ModuleThreads {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("{name}-{index}"))
+                // Each job lowers its thread itself, as a run's own thread does.
                 .spawn(move || {
-                    let _ = crate::priority::lower_current_thread();
                     loop {
                         let job = match queue.lock() {
                             Ok(queue) => queue.recv(),
@@ -372,9 +382,9 @@ impl ModuleThreads {
         Ok(Self { jobs })
     }
 
-    /// Queues `job`; it runs when a thread is free. The threads live as
-    /// long as `self`, so the job is only dropped unrun if one panicked
-    /// past its own guard, and then its run hears the thread ended.
+    /// Queues `job`; it runs when a thread is free. Only if every thread
+    /// had ended (a panic outside a job's own guard) would the job be
+    /// dropped unrun, and its run then hears that the thread ended.
     fn run(&self, job: ModuleJob) {
         let _ = self.jobs.send(job);
     }
