@@ -363,23 +363,9 @@ fn a_restarted_console_gets_every_result() {
         }
     }
     // Each ack waits in its agent's outbox a moment (`ACK_HOLD`), in case
-    // the result overtakes it, then leaves: the outbox fills, then empties
-    // (hashing the big file takes longer).
-    for name in ["a", "b"] {
-        let mut held = false;
-        loop {
-            let length = node_status(&dir.join(format!("agent-{name}")))
-                .and_then(|status| status["outbox_length"].as_u64());
-            match length {
-                Some(0) if held => break,
-                Some(length) if length > 0 => held = true,
-                _ => {}
-            }
-            assert!(Instant::now() < deadline, "agent {name}'s ack never left");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    std::thread::sleep(Duration::from_secs(1));
+    // the result overtakes it, then travels home. (Polling the outboxes
+    // for it missed the moment an agent's ack was out on a loaded machine.)
+    std::thread::sleep(mig_node::mesh::ACK_HOLD + Duration::from_secs(1));
     console.kill().unwrap();
     console.wait().unwrap();
 
