@@ -19,6 +19,7 @@
 //! action (one signature, one read) runs on it.
 
 pub mod codec;
+mod fresh_ports;
 mod gossip_counts;
 mod outcomes;
 mod penalties;
@@ -66,6 +67,9 @@ const IDENTIFY_PROTOCOL: &str = "/mig/1.0.0";
 /// Links each node tries to keep, so that it sits in a gossipsub mesh of
 /// its own and the bootstrap relay is not a hub for everyone.
 const TARGET_LINKS: usize = 6;
+/// LAN peers remembered from mDNS. Anyone on the LAN can announce peers;
+/// past this many, new ones are still dialled when found but not kept.
+const MAX_LAN_PEERS: usize = 1024;
 /// Links an agent keeps at most (beyond its gossip mesh and bootstrap
 /// peers, surplus ones are closed).
 const MAX_LINKS: usize = 12;
@@ -443,6 +447,10 @@ struct Mesh {
     direct: std::collections::HashSet<PeerId>,
     /// Peers this agent is dialling to make links.
     dialing: std::collections::HashSet<PeerId>,
+    /// Peers mDNS found on the LAN, until their announcement expires: mDNS
+    /// tells of a peer once, so a dial that failed is tried again from
+    /// here (see `relink_lan`). At most `MAX_LAN_PEERS`.
+    lan_peers: HashMap<PeerId, Multiaddr>,
     /// A peer request is out (at most one at a time).
     asking_for_peers: bool,
     /// Discovery ticks so far (anti-entropy runs every few).
@@ -473,8 +481,10 @@ fn build_swarm(
             return factory(key, counters.clone());
         }
         let noise = noise::Config::new(key)?;
-        let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-            .map(move |stream, _| traffic::Counted::new(stream, counters.clone()));
+        let tcp = fresh_ports::FreshPorts(tcp::tokio::Transport::new(
+            tcp::Config::default().nodelay(true),
+        ))
+        .map(move |stream, _| traffic::Counted::new(stream, counters.clone()));
         Ok(match psk {
             Some(bytes) => {
                 let key = libp2p::pnet::PreSharedKey::new(bytes);
@@ -854,6 +864,7 @@ pub async fn start_in(
         linkable: HashMap::new(),
         direct: std::collections::HashSet::new(),
         dialing: std::collections::HashSet::new(),
+        lan_peers: HashMap::new(),
         asking_for_peers: false,
         discovery_ticks: 0,
         running: HashMap::new(),
@@ -920,7 +931,7 @@ impl Mesh {
                 // nodes in the simulator: ten thousand wake-ups a second).
                 _ = flush.tick(), if !self.outbox.is_empty() => self.flush_outbox(),
                 _ = discovery.tick() => self.discover(),
-                                _ = housekeeping.tick() => self.housekeeping(),
+                _ = housekeeping.tick() => self.housekeeping(),
                 _ = redial.tick() => self.redial_bootstrap(),
             }
         }
@@ -1172,6 +1183,9 @@ impl Mesh {
                     if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                         kad.add_address(&peer, address.clone());
                     }
+                    if self.lan_peers.len() < MAX_LAN_PEERS || self.lan_peers.contains_key(&peer) {
+                        self.lan_peers.insert(peer, address.clone());
+                    }
                     if !self.swarm.is_connected(&peer)
                         && (self.role == Role::Console
                             || self.swarm.connected_peers().count() < TARGET_LINKS)
@@ -1179,6 +1193,13 @@ impl Mesh {
                         let _ = self
                             .swarm
                             .dial(address.with_p2p(peer).unwrap_or_else(|address| address));
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(gone))) => {
+                for (peer, address) in gone {
+                    if self.lan_peers.get(&peer) == Some(&address) {
+                        self.lan_peers.remove(&peer);
                     }
                 }
             }
@@ -1306,12 +1327,40 @@ impl Mesh {
         {
             let _ = kad.bootstrap();
         }
+        self.relink_lan();
         if self.role == Role::Agent {
             self.ask_for_peers(None);
             self.anti_entropy();
         }
         if self.role == Role::Agent && connected > MAX_LINKS {
             self.trim_links(connected - MAX_LINKS);
+        }
+    }
+
+    /// Dials LAN peers this node is not linked to, while it has fewer
+    /// links than it wants. A dial mDNS prompted that failed (the peer was
+    /// starting, a packet was lost) is not prompted again until the
+    /// announcement expires, minutes later; two agents alone on a LAN
+    /// would stay apart until then. (A console dials every peer mDNS
+    /// finds, but does not redial past `TARGET_LINKS`: agents trim surplus
+    /// links, and a console insisting on each would churn.)
+    fn relink_lan(&mut self) {
+        let unlinked: Vec<(PeerId, Multiaddr)> = self
+            .lan_peers
+            .iter()
+            .filter(|(peer, _)| !self.swarm.is_connected(peer) && !self.dialing.contains(peer))
+            .map(|(peer, address)| (*peer, address.clone()))
+            .collect();
+        for (peer, address) in unlinked {
+            if self.swarm.connected_peers().count() + self.dialing.len() >= TARGET_LINKS {
+                break;
+            }
+            let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(vec![address])
+                .build();
+            if self.swarm.dial(options).is_ok() {
+                self.dialing.insert(peer);
+            }
         }
     }
 
