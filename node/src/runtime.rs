@@ -431,23 +431,19 @@ mod tests {
     use super::*;
     use crate::modules::Module;
 
-    /// Answers at once.
-    struct Quick;
-    /// Takes a moment, records how many of it ran at once at most, and says
-    /// which thread it ran on.
-    struct Counted;
-    /// Never finishes on its own; stops when told, and says it did.
-    struct Slow;
-    /// Panics.
-    struct Crashing;
+    /// A module for these tests: its name, its timeout and what a run does.
+    struct TestModule {
+        name: &'static str,
+        timeout: Duration,
+        run: fn(&ModuleContext) -> Result<ModuleResult, ModuleError>,
+    }
 
-    static SLOW_STOPPED: AtomicBool = AtomicBool::new(false);
-    static COUNTED_RUNNING: AtomicUsize = AtomicUsize::new(0);
-    static COUNTED_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
-
-    impl Module for Counted {
+    impl Module for TestModule {
         fn name(&self) -> &'static str {
-            "counted"
+            self.name
+        }
+        fn timeout(&self) -> Duration {
+            self.timeout
         }
         fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
             Ok(())
@@ -455,8 +451,61 @@ mod tests {
         fn run(
             &self,
             _: &serde_json::Value,
-            _: &ModuleContext,
+            context: &ModuleContext,
         ) -> Result<ModuleResult, ModuleError> {
+            (self.run)(context)
+        }
+        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    /// The `Module` trait's default.
+    const USUAL_TIMEOUT: Duration = Duration::from_secs(300);
+
+    static SLOW_STOPPED: AtomicBool = AtomicBool::new(false);
+    static COUNTED_RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static COUNTED_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+
+    /// Answers at once.
+    static QUICK: TestModule = TestModule {
+        name: "quick",
+        timeout: USUAL_TIMEOUT,
+        run: |_| {
+            Ok(ModuleResult {
+                foundanything: true,
+                success: true,
+                ..ModuleResult::default()
+            })
+        },
+    };
+
+    /// Never finishes on its own; stops when told, and says it did.
+    static SLOW: TestModule = TestModule {
+        name: "slow",
+        timeout: Duration::from_millis(300),
+        run: |context| loop {
+            if let Err(error) = context.cancellation.check() {
+                SLOW_STOPPED.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        },
+    };
+
+    /// Panics.
+    static CRASHING: TestModule = TestModule {
+        name: "crashing",
+        timeout: USUAL_TIMEOUT,
+        run: |_| panic!("deliberate test panic"),
+    };
+
+    /// Takes a moment, records how many of it ran at once at most, and says
+    /// which thread it ran on.
+    static COUNTED: TestModule = TestModule {
+        name: "counted",
+        timeout: USUAL_TIMEOUT,
+        run: |_| {
             let running = COUNTED_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
             COUNTED_AT_ONCE.fetch_max(running, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(30));
@@ -466,83 +515,10 @@ mod tests {
                 elements: json!(std::thread::current().name()),
                 ..ModuleResult::default()
             })
-        }
-        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
-            Vec::new()
-        }
-    }
+        },
+    };
 
-    impl Module for Quick {
-        fn name(&self) -> &'static str {
-            "quick"
-        }
-        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
-            Ok(())
-        }
-        fn run(
-            &self,
-            _: &serde_json::Value,
-            _: &ModuleContext,
-        ) -> Result<ModuleResult, ModuleError> {
-            Ok(ModuleResult {
-                foundanything: true,
-                success: true,
-                ..ModuleResult::default()
-            })
-        }
-        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
-            Vec::new()
-        }
-    }
-
-    impl Module for Slow {
-        fn name(&self) -> &'static str {
-            "slow"
-        }
-        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
-            Ok(())
-        }
-        fn timeout(&self) -> Duration {
-            Duration::from_millis(300)
-        }
-        fn run(
-            &self,
-            _: &serde_json::Value,
-            context: &ModuleContext,
-        ) -> Result<ModuleResult, ModuleError> {
-            loop {
-                if let Err(error) = context.cancellation.check() {
-                    SLOW_STOPPED.store(true, Ordering::SeqCst);
-                    return Err(error);
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
-            Vec::new()
-        }
-    }
-
-    impl Module for Crashing {
-        fn name(&self) -> &'static str {
-            "crashing"
-        }
-        fn check(&self, _: &serde_json::Value) -> Result<(), ModuleError> {
-            Ok(())
-        }
-        fn run(
-            &self,
-            _: &serde_json::Value,
-            _: &ModuleContext,
-        ) -> Result<ModuleResult, ModuleError> {
-            panic!("deliberate test panic")
-        }
-        fn print(&self, _: &ModuleResult, _: bool) -> Vec<String> {
-            Vec::new()
-        }
-    }
-
-    static TEST_MODULES: [&dyn Module; 4] = [&Quick, &Slow, &Crashing, &Counted];
+    static TEST_MODULES: [&dyn Module; 4] = [&QUICK, &SLOW, &CRASHING, &COUNTED];
 
     fn runtime() -> Runtime {
         Runtime::new(RuntimeConfig::default(), AgentAttributes::default(), None)

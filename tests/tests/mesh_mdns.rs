@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mig_tests::{
-    Investigator, agents_by_tag, command_in, host_tree, node_status, seed_example_with,
+    Investigator, agents_by_tag, command_in, host_tree, mesh_formed_within, node_status,
+    seed_example_with,
 };
 
 fn ip(arguments: &[&str]) -> Result<(), String> {
@@ -125,19 +126,14 @@ fn agent_log(dir: &Path, n: usize) -> String {
 /// Waits until both agents have a gossip peer (alone on the LAN, each
 /// other), at most `within`; fails with their logs if they do not.
 fn wait_until_linked(dir: &Path, within: Duration) {
-    let started = std::time::Instant::now();
-    for n in 0..2 {
-        while node_status(&dir.join(format!("agent{n}")))
-            .is_none_or(|status| mig_node::status::action_peers(&status) == 0)
-        {
-            assert!(
-                started.elapsed() < within,
-                "agent{n} found no peer on the LAN within {within:?}\nagent0: {}\nagent1: {}",
-                agent_log(dir, 0),
-                agent_log(dir, 1)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    let data_dirs = [dir.join("agent0"), dir.join("agent1")];
+    if let Err(alone) = mesh_formed_within(&data_dirs, within) {
+        panic!(
+            "{} found no peer on the LAN within {within:?}\nagent0: {}\nagent1: {}",
+            alone.display(),
+            agent_log(dir, 0),
+            agent_log(dir, 1)
+        );
     }
 }
 

@@ -445,7 +445,7 @@ struct Mesh {
     /// agents and an agent's relays (see `direct_role`); an agent's
     /// bootstrap peers from the start, connected or not.
     direct: std::collections::HashSet<PeerId>,
-    /// Peers this agent is dialling to make links.
+    /// Peers this node is dialling to make links.
     dialing: std::collections::HashSet<PeerId>,
     /// Peers mDNS found on the LAN, until their announcement expires: mDNS
     /// tells of a peer once, so a dial that failed is tried again from
@@ -1187,12 +1187,11 @@ impl Mesh {
                         self.lan_peers.insert(peer, address.clone());
                     }
                     if !self.swarm.is_connected(&peer)
+                        && !self.dialing.contains(&peer)
                         && (self.role == Role::Console
                             || self.swarm.connected_peers().count() < TARGET_LINKS)
                     {
-                        let _ = self
-                            .swarm
-                            .dial(address.with_p2p(peer).unwrap_or_else(|address| address));
+                        self.dial_lan_peer(peer, address);
                     }
                 }
             }
@@ -1355,12 +1354,16 @@ impl Mesh {
             if self.swarm.connected_peers().count() + self.dialing.len() >= TARGET_LINKS {
                 break;
             }
-            let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-                .addresses(vec![address])
-                .build();
-            if self.swarm.dial(options).is_ok() {
-                self.dialing.insert(peer);
-            }
+            self.dial_lan_peer(peer, address);
+        }
+    }
+
+    fn dial_lan_peer(&mut self, peer: PeerId, address: Multiaddr) {
+        let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+            .addresses(vec![address])
+            .build();
+        if self.swarm.dial(options).is_ok() {
+            self.dialing.insert(peer);
         }
     }
 
