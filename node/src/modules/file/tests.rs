@@ -669,3 +669,53 @@ fn the_seed_example_as_it_is_finds_a_planted_backdoor() {
         .unwrap();
     assert_eq!(hit["search"]["sha256"], json!([listed]));
 }
+
+/// Sweeps that share a pool (the simulator's fleet does) do not wait for
+/// each other's walks: pool threads only ever read files ready to be
+/// read. A pool thread that waited on one sweep's walker held up every
+/// other sweep on the pool until that walk was over.
+#[test]
+fn a_stalled_walk_does_not_hold_up_another_sweep_on_the_same_pool() {
+    let tree = tree();
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap(),
+    );
+    let mut stalled_context = context(tree.path(), None);
+    stalled_context.pool = pool.clone();
+    let mut other_context = context(tree.path(), None);
+    other_context.pool = pool;
+    let wget = sha256_hex(b"wget binary\nlinux-x86-64.so\n");
+    let parameters = search(json!({"paths": ["/usr/bin"], "sha256": [wget]}));
+    // By name only: nothing for the pool to read, so only the walk stalls.
+    let stalled_parameters = search(json!({"paths": ["/usr/bin"], "names": ["^wget$"]}));
+    let plan = super::compile(&stalled_parameters, SystemTime::now()).unwrap();
+    let stalled_findings = std::sync::Mutex::new(super::Findings::new(&plan));
+    std::thread::scope(|scope| {
+        // The first sweep's walk stalls on its findings until this is let go.
+        let stall = super::lock(&stalled_findings);
+        let stalled =
+            scope.spawn(|| super::walk::sweep(&plan, &stalled_context, &stalled_findings));
+        // Not a measurement: time for the first sweep to be well into its walk.
+        std::thread::sleep(Duration::from_millis(200));
+        let (finished, other) = std::sync::mpsc::channel();
+        let (parameters, other_context) = (&parameters, &other_context);
+        scope.spawn(move || {
+            let _ = finished.send(FileModule.run(parameters, other_context));
+        });
+        let other = other.recv_timeout(Duration::from_secs(30));
+        drop(stall);
+        let other = other
+            .expect("the second sweep finished while the first walk was stalled")
+            .unwrap();
+        assert_eq!(files(&other, "s1"), ["/usr/bin/wget"]);
+        stalled.join().unwrap().unwrap();
+    });
+    let stalled = super::lock(&stalled_findings);
+    assert_eq!(stalled.files_count, 2);
+    let hits = &stalled.check_hits[0][0];
+    assert_eq!(hits.len(), 1);
+    assert_eq!(stalled.files[hits[0]].logical, "/usr/bin/wget");
+}

@@ -3,9 +3,9 @@
 //! handing files that need reading to the worker pool.
 //!
 //! ```text
-//!  walker thread ──(bounded channel of jobs)──▶ rayon pool: read once, hash, scan
-//!       │ cheap checks, pruning                      │
-//!       └──────────────▶ Findings (mutex) ◀──────────┘
+//!  module thread walks ──(batches of jobs, a bounded number out)──▶ rayon pool: read once, hash, scan
+//!       │ cheap checks, pruning; reads a batch itself when too many are out │
+//!       └──────────────────────────▶ Findings (mutex) ◀─────────────────────┘
 //! ```
 //!
 //! Directory links are never followed (no loops); file links are, inside
@@ -17,9 +17,7 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::mpsc::sync_channel;
-
-use rayon::iter::{ParallelBridge, ParallelIterator};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::inspect;
 use super::{Findings, Plan, Test, lock};
@@ -27,9 +25,10 @@ use crate::modules::{ModuleContext, ModuleError, logical_under_root, under_root}
 
 /// Directories skipped unless a search path is inside them.
 const SPECIAL_DIRECTORIES: [&str; 3] = ["proc", "sys", "dev"];
-/// Batches of jobs waiting for a worker; bounds memory however large the
-/// tree. Jobs travel in batches so that a thread wake-up is paid per batch,
-/// not per file.
+/// Batches of jobs handed to the pool and not yet done, at most; past it
+/// the walking thread reads the next batch itself. Bounds memory however
+/// large the tree. Jobs travel in batches so that a thread wake-up is paid
+/// per batch, not per file.
 const JOB_QUEUE: usize = 32;
 const JOB_BATCH: usize = 64;
 /// Symbolic links followed in a row before giving up.
@@ -217,51 +216,57 @@ pub(crate) fn resolve_link(root: &Path, link: &Path) -> std::io::Result<(PathBuf
 }
 
 /// Walks every search path and evaluates every file once.
+///
+/// The calling thread walks, and hands batches of files to read to the
+/// pool as it goes; pool threads only ever run ready batches. (A pool
+/// draining a channel from a separate walker thread kept its threads
+/// waiting on the walker, so runs sharing the pool, as the simulator's
+/// do, went one at a time.)
 pub(crate) fn sweep(
     plan: &Plan,
     context: &ModuleContext,
     findings: &Mutex<Findings>,
 ) -> Result<(), ModuleError> {
-    let (jobs, queue) = sync_channel::<Vec<Job>>(JOB_QUEUE);
     let cache = context
         .store
         .as_ref()
         .and_then(|store| store.hash_reader().ok());
-    let walker_result = std::thread::scope(|scope| {
-        let walker = std::thread::Builder::new()
-            .name("mig-file-walk".into())
-            .spawn_scoped(scope, move || {
-                let _ = crate::priority::lower_current_thread();
-                let mut walker = Walker {
-                    plan,
-                    context,
-                    findings,
-                    jobs,
-                    batch: Vec::new(),
-                    visited: 0,
-                    files_count: 0,
-                };
-                let walked = walker.walk_all();
-                walker.send_batch();
-                lock(findings).files_count += walker.files_count;
-                walked
-            })
-            .map_err(|error| ModuleError::Failed(format!("cannot start the walker: {error}")))?;
-        context.pool.install(|| {
-            queue.into_iter().par_bridge().for_each(|batch| {
-                for job in batch {
-                    if context.cancellation.check().is_err() {
-                        return;
-                    }
-                    inspect::inspect(plan, context, cache.as_ref(), findings, job);
-                }
-            });
-        });
-        walker
-            .join()
-            .unwrap_or_else(|_| Err(ModuleError::Failed("the walker panicked".into())))
+    let out = AtomicUsize::new(0);
+    let inspect_batch = |batch: Vec<Job>| {
+        for job in batch {
+            if context.cancellation.check().is_err() {
+                return;
+            }
+            inspect::inspect(plan, context, cache.as_ref(), findings, job);
+        }
+    };
+    let walked = context.pool.in_place_scope(|scope| {
+        let hand_off = |batch: Vec<Job>| {
+            if out.fetch_add(1, Ordering::AcqRel) < JOB_QUEUE {
+                scope.spawn(|_| {
+                    inspect_batch(batch);
+                    out.fetch_sub(1, Ordering::AcqRel);
+                });
+            } else {
+                out.fetch_sub(1, Ordering::AcqRel);
+                inspect_batch(batch);
+            }
+        };
+        let mut walker = Walker {
+            plan,
+            context,
+            findings,
+            hand_off: &hand_off,
+            batch: Vec::new(),
+            visited: 0,
+            files_count: 0,
+        };
+        let walked = walker.walk_all();
+        walker.send_batch();
+        lock(findings).files_count += walker.files_count;
+        walked
     });
-    walker_result?;
+    walked?;
     context.cancellation.check()
 }
 
@@ -269,7 +274,8 @@ struct Walker<'a> {
     plan: &'a Plan,
     context: &'a ModuleContext,
     findings: &'a Mutex<Findings>,
-    jobs: std::sync::mpsc::SyncSender<Vec<Job>>,
+    /// Takes a batch of files to read (to the pool, or reads it here).
+    hand_off: &'a (dyn Fn(Vec<Job>) + Sync),
     batch: Vec<Job>,
     visited: u64,
     files_count: u64,
@@ -278,9 +284,7 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn send_batch(&mut self) {
         if !self.batch.is_empty() {
-            // The receiver lives until the walker is done, so this only
-            // fails if the pool stopped early; then the files are dropped.
-            let _ = self.jobs.send(std::mem::take(&mut self.batch));
+            (self.hand_off)(std::mem::take(&mut self.batch));
         }
     }
 
