@@ -523,9 +523,15 @@ impl Store {
         Ok(sequences)
     }
 
-    /// Removes delivered parcels.
+    /// Removes delivered parcels. Not durable by itself (the next durable
+    /// commit carries it): a removal lost in a crash only sends those
+    /// parcels again, and the console keeps one report per agent, so the
+    /// disk sync per delivery that every agent and hop paid bought nothing.
     pub fn outbox_remove(&self, sequences: &[u64]) -> Result<(), StoreError> {
-        let transaction = self.database.begin_write().map_err(operation)?;
+        let mut transaction = self.database.begin_write().map_err(operation)?;
+        transaction
+            .set_durability(Durability::None)
+            .map_err(operation)?;
         {
             let mut table = transaction.open_table(OUTBOX).map_err(operation)?;
             for sequence in sequences {
