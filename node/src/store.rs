@@ -585,25 +585,20 @@ impl Store {
         self.write_hashes(batch)
     }
 
-    /// Writes whatever is queued, durably.
+    /// Writes whatever is queued. No commit of the hash cache is durable
+    /// by itself: it is only a cache (a crash costs some hashing again),
+    /// and the commit that ends the run, right after the sweep, takes it
+    /// to disk with the result.
     pub fn flush_hashes(&self) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut *self.pending_hashes.lock().map_err(operation)?);
-        self.write_hashes_with(batch, Durability::Immediate)
+        self.write_hashes(batch)
     }
 
-    /// Batches in the middle of a sweep skip the fsync: the cache is only a
-    /// cache, and the sweep's final flush makes everything durable.
     fn write_hashes(&self, batch: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
-        self.write_hashes_with(batch, Durability::None)
-    }
-
-    fn write_hashes_with(
-        &self,
-        batch: Vec<(Vec<u8>, Vec<u8>)>,
-        durability: Durability,
-    ) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().map_err(operation)?;
-        transaction.set_durability(durability).map_err(operation)?;
+        transaction
+            .set_durability(Durability::None)
+            .map_err(operation)?;
         {
             let mut table = transaction.open_table(FILE_HASHES).map_err(operation)?;
             for (key, value) in &batch {
