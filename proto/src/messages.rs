@@ -111,17 +111,25 @@ pub fn with_inflation_budget<R>(budget: usize, decode: impl FnOnce() -> R) -> R 
 /// agent deflates once and the console inflates once; hops only read the
 /// report's header.
 mod deflated {
-    use std::io::{Read, Write};
+    use std::cell::RefCell;
 
-    use flate2::Compression;
-    use flate2::read::DeflateDecoder;
-    use flate2::write::DeflateEncoder;
+    use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
     use serde::de::{DeserializeOwned, Error as _};
     use serde::ser::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use serde_bytes::ByteBuf;
 
     use super::{MAX_NESTING, MAX_REPORT_BYTES};
+
+    thread_local! {
+        // One of each per thread, reset for every result: making a
+        // compressor allocates and clears a few hundred KiB of tables, a
+        // decompressor tens of KiB, and a node (a console, most of all)
+        // handles thousands of results one after another.
+        static COMPRESSOR: RefCell<Compress> =
+            RefCell::new(Compress::new(Compression::fast(), false));
+        static DECOMPRESSOR: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+    }
 
     pub fn serialize<T: Serialize, S: Serializer>(
         value: &T,
@@ -131,9 +139,7 @@ mod deflated {
         // token by token, and each write into a deflate stream is a call
         // into the compressor.
         let plain = super::encode(value);
-        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
-        encoder.write_all(&plain).map_err(S::Error::custom)?;
-        let bytes = encoder.finish().map_err(S::Error::custom)?;
+        let bytes = deflate(&plain).map_err(S::Error::custom)?;
         serializer.serialize_bytes(&bytes)
     }
 
@@ -145,19 +151,69 @@ mod deflated {
         let deflated = ByteBuf::deserialize(deserializer)?;
         let budget = super::INFLATION_BUDGET.with(std::cell::Cell::get);
         let limit = MAX_REPORT_BYTES.min(budget);
-        let mut inflated = Vec::new();
-        DeflateDecoder::new(deflated.as_slice())
-            .take(limit as u64 + 1)
-            .read_to_end(&mut inflated)
-            .map_err(D::Error::custom)?;
-        if inflated.len() > limit {
-            return Err(D::Error::custom(
-                "the result inflates past the report limit",
-            ));
-        }
+        let inflated = inflate(&deflated, limit).map_err(D::Error::custom)?;
         super::INFLATION_BUDGET.with(|left| left.set(budget.saturating_sub(inflated.len())));
         ciborium::de::from_reader_with_recursion_limit(inflated.as_slice(), MAX_NESTING)
             .map_err(D::Error::custom)
+    }
+
+    pub(super) fn deflate(plain: &[u8]) -> Result<Vec<u8>, String> {
+        COMPRESSOR.with(|compressor| {
+            let mut compressor = compressor.borrow_mut();
+            compressor.reset();
+            let mut deflated = Vec::with_capacity(plain.len() / 2 + 64);
+            loop {
+                let consumed = usize::try_from(compressor.total_in()).unwrap_or(plain.len());
+                let status = compressor
+                    .compress_vec(
+                        plain.get(consumed..).unwrap_or_default(),
+                        &mut deflated,
+                        FlushCompress::Finish,
+                    )
+                    .map_err(|error| error.to_string())?;
+                if status == Status::StreamEnd {
+                    return Ok(deflated);
+                }
+                // Out of room: the rest goes into more.
+                deflated.reserve(deflated.capacity().max(64));
+            }
+        })
+    }
+
+    /// Inflates `deflated`; an error past `limit` bytes, for a stream cut
+    /// short, or for one that is not deflate.
+    pub(super) fn inflate(deflated: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+        DECOMPRESSOR.with(|decompressor| {
+            let mut decompressor = decompressor.borrow_mut();
+            decompressor.reset(false);
+            let cap = limit.saturating_add(1);
+            let mut inflated =
+                Vec::with_capacity(deflated.len().saturating_mul(4).max(64).min(cap));
+            loop {
+                let (read, written) = (decompressor.total_in(), decompressor.total_out());
+                let consumed = usize::try_from(read).unwrap_or(deflated.len());
+                let status = decompressor
+                    .decompress_vec(
+                        deflated.get(consumed..).unwrap_or_default(),
+                        &mut inflated,
+                        FlushDecompress::None,
+                    )
+                    .map_err(|error| error.to_string())?;
+                if inflated.len() > limit {
+                    return Err("the result inflates past the report limit".into());
+                }
+                if status == Status::StreamEnd {
+                    return Ok(inflated);
+                }
+                if inflated.len() == inflated.capacity() {
+                    // Room for at most one byte past the limit, to see it.
+                    let more = inflated.capacity().min(cap - inflated.len());
+                    inflated.reserve_exact(more);
+                } else if (read, written) == (decompressor.total_in(), decompressor.total_out()) {
+                    return Err("the deflated result is cut short".into());
+                }
+            }
+        })
     }
 }
 
@@ -551,6 +607,45 @@ mod tests {
             })),
             ..report()
         }
+    }
+
+    proptest::proptest! {
+        /// The thread's one compressor and decompressor, reset for each
+        /// result, give back exactly what went in, whatever came before.
+        #[test]
+        fn deflating_and_inflating_give_back_the_bytes(
+            chunks in proptest::collection::vec(
+                (proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048), 1usize..300),
+                1..4,
+            )
+        ) {
+            for (pattern, repeats) in chunks {
+                let plain = pattern.repeat(repeats);
+                let deflated = deflated::deflate(&plain).unwrap();
+                proptest::prop_assert_eq!(deflated::inflate(&deflated, plain.len()).unwrap(), plain);
+            }
+        }
+    }
+
+    #[test]
+    fn inflating_stops_at_the_limit_and_refuses_cut_and_bad_streams() {
+        let plain: Vec<u8> = (0..200_000u32).map(|index| (index % 251) as u8).collect();
+        let deflated = deflated::deflate(&plain).unwrap();
+        assert_eq!(deflated::inflate(&deflated, plain.len()).unwrap(), plain);
+        assert!(
+            deflated::inflate(&deflated, plain.len() - 1)
+                .unwrap_err()
+                .contains("past the report limit")
+        );
+        let cut = &deflated[..deflated.len() / 2];
+        assert!(
+            deflated::inflate(cut, plain.len())
+                .unwrap_err()
+                .contains("cut short")
+        );
+        assert!(deflated::inflate(&[0xff; 64], plain.len()).is_err());
+        // The thread's decompressor is fine after the failures.
+        assert_eq!(deflated::inflate(&deflated, plain.len()).unwrap(), plain);
     }
 
     #[test]
