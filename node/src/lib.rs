@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod group_commit;
 pub mod host;
 pub mod identity;
 pub mod mesh;

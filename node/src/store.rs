@@ -12,6 +12,8 @@ use zeroize::Zeroizing;
 
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::group_commit::GroupCommit;
+
 /// File digests by (device, inode, size, mtime, ctime, decompressed): a
 /// file whose identity and times are unchanged has unchanged contents for
 /// every purpose short of a deliberate timestamp forgery, which needs root
@@ -171,6 +173,8 @@ impl HashReader {
 pub struct Store {
     database: Database,
     pending_hashes: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Parcels passed on for others, stored a batch per commit.
+    passing_on: GroupCommit<Vec<u8>>,
 }
 
 impl Store {
@@ -201,6 +205,7 @@ impl Store {
         Ok(Self {
             database,
             pending_hashes: Mutex::new(Vec::new()),
+            passing_on: GroupCommit::default(),
         })
     }
 
@@ -465,6 +470,21 @@ impl Store {
     /// transaction (so what an agent owes its console and what it knows it
     /// ran never disagree after a crash, and a step costs one commit);
     /// returns the parcels' sequence numbers.
+    /// Stores parcels this node passes on (no journal change), in one
+    /// commit with those other threads bring meanwhile (`group_commit`);
+    /// their sequences.
+    pub fn outbox_put_passing_on(&self, parcels: Vec<Vec<u8>>) -> Result<Vec<u64>, StoreError> {
+        self.passing_on
+            .submit(parcels, |batch| {
+                self.outbox_put(batch, Journal::Unchanged)
+                    .map_err(|error| match error {
+                        StoreError::Operation(message) => message,
+                        other => other.to_string(),
+                    })
+            })
+            .map_err(StoreError::Operation)
+    }
+
     pub fn outbox_put(
         &self,
         parcels: &[Vec<u8>],
@@ -758,6 +778,32 @@ mod tests {
                 .unwrap(),
             vec![2]
         );
+    }
+
+    #[test]
+    fn parcels_passed_on_from_many_threads_each_get_their_own_sequences() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+        let threads: Vec<_> = (0..8u8)
+            .map(|thread| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let parcels: Vec<Vec<u8>> = (0..5u8).map(|index| vec![thread, index]).collect();
+                    let sequences = store.outbox_put_passing_on(parcels.clone()).unwrap();
+                    (sequences, parcels)
+                })
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for thread in threads {
+            let (sequences, parcels) = thread.join().unwrap();
+            assert_eq!(sequences.len(), parcels.len());
+            expected.extend(sequences.into_iter().zip(parcels));
+        }
+        expected.sort();
+        // Every parcel is in the outbox under the sequence its caller was told.
+        assert_eq!(store.outbox_all().unwrap(), expected);
+        assert_eq!(expected.len(), 40);
     }
 
     #[test]

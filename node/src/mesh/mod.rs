@@ -2444,6 +2444,8 @@ async fn enqueue(
 
 /// Stores parcels durably, with `journal` in the same commit (blocking);
 /// each with its outbox sequence, or `None` if the store failed (logged).
+/// Parcels passed on for others (no journal change) share a commit with
+/// other deliveries stored at the same moment (`Store::outbox_put_passing_on`).
 fn put_in_outbox(
     store: &Store,
     parcels: Vec<Parcel>,
@@ -2460,7 +2462,14 @@ fn put_in_outbox(
             bytes
         })
         .collect();
-    match store.outbox_put(&encoded, journal) {
+    // Parcels passed on for others change no journal: they go in with
+    // whatever other deliveries are being stored at the same moment.
+    let stored = if journal == Journal::Unchanged {
+        store.outbox_put_passing_on(encoded)
+    } else {
+        store.outbox_put(&encoded, journal)
+    };
+    match stored {
         Ok(sequences) => Some(sequences.into_iter().zip(parcels).collect()),
         Err(error) => {
             tracing::error!(%error, "cannot store reports in the outbox");
