@@ -466,13 +466,9 @@ impl Store {
         Ok(runs)
     }
 
-    /// Stores parcels durably, and changes the journal in the same
-    /// transaction (so what an agent owes its console and what it knows it
-    /// ran never disagree after a crash, and a step costs one commit);
-    /// returns the parcels' sequence numbers.
-    /// Stores parcels this node passes on (no journal change), in one
-    /// commit with those other threads bring meanwhile (`group_commit`);
-    /// their sequences.
+    /// Stores parcels this node passes on (no journal change), durably,
+    /// in one commit with those other threads bring meanwhile
+    /// (`group_commit`); returns their sequence numbers.
     pub fn outbox_put_passing_on(&self, parcels: Vec<Vec<u8>>) -> Result<Vec<u64>, StoreError> {
         self.passing_on
             .submit(parcels, |batch| {
@@ -485,6 +481,10 @@ impl Store {
             .map_err(StoreError::Operation)
     }
 
+    /// Stores parcels durably, and changes the journal in the same
+    /// transaction (so what an agent owes its console and what it knows it
+    /// ran never disagree after a crash, and a step costs one commit);
+    /// returns the parcels' sequence numbers.
     pub fn outbox_put(
         &self,
         parcels: &[Vec<u8>],
