@@ -47,7 +47,9 @@ impl<T> GroupCommit<T> {
     /// Writes `items` with whatever other callers bring meanwhile, through
     /// `commit`, which gets every item of a batch and answers one number
     /// per item (in order) or fails the whole batch. Returns this caller's
-    /// numbers. Blocks until its batch is committed.
+    /// numbers. Blocks until its batch is committed. The leader's `commit`
+    /// writes everyone's items, so every caller of one `GroupCommit` must
+    /// pass the same kind of commit (`Store` keeps one per purpose).
     pub fn submit(
         &self,
         items: Vec<T>,
