@@ -2,9 +2,7 @@
 //! <module> [flags]` launches one action the way MIG's `mig` did; `mig
 //! demo` runs a mesh on this machine. See `mig --help` and `args.rs`.
 
-/// mimalloc rather than glibc's allocator: a node's work is many small,
-/// short-lived buffers on several threads, where glibc's arenas spent a
-/// sixth of a simulated fleet's CPU (docs/decisions/0009).
+/// The agent's allocator, as in `mig-node`'s `main.rs` (docs/decisions/0009).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -26,7 +26,11 @@ fn main() {
     let deliveries: usize = arguments
         .next()
         .map_or(4000, |text| text.parse().expect("DELIVERIES"));
-    let per_thread = deliveries / threads.max(1);
+    if threads == 0 || deliveries < threads {
+        eprintln!("relay-store: need at least one thread and one delivery per thread");
+        std::process::exit(2);
+    }
+    let per_thread = deliveries / threads;
     let run = |grouped: bool| -> f64 {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());

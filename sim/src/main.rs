@@ -9,9 +9,7 @@
 //! mig-sim --nodes 100,300,1000              # a sweep: how each figure grows
 //! ```
 
-/// mimalloc rather than glibc's allocator: a node's work is many small,
-/// short-lived buffers on several threads, where glibc's arenas spent a
-/// sixth of a simulated fleet's CPU (docs/decisions/0009).
+/// The agent's allocator, as in `mig-node`'s `main.rs` (docs/decisions/0009).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
