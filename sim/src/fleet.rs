@@ -786,8 +786,48 @@ async fn launch_one(
         Some(result) => result??,
         None => launch.await??,
     };
-    let report = measure(fleet, &outcome, &target, published_at);
+    // Where the reports of the targeted agents that did not answer are:
+    // asked now, while the nodes still run.
+    let answered: std::collections::HashSet<&str> = outcome
+        .agents
+        .iter()
+        .filter(|answer| answer.result.is_some())
+        .map(|answer| answer.peer.as_str())
+        .collect();
+    let mut stuck = HashMap::new();
+    for (agent, running) in fleet.agents.iter().enumerate() {
+        let Some(running) = running else { continue };
+        let Ok((peer, attributes)) = fleet.agent_identity(agent) else {
+            continue;
+        };
+        if !targets(&target, &attributes) || answered.contains(peer.to_string().as_str()) {
+            continue;
+        }
+        if let Some(status) = running.handle.status().await {
+            stuck.insert(agent, status);
+        }
+    }
+    let report = measure(fleet, &outcome, &target, published_at, &stuck);
     Ok(report)
+}
+
+/// Why an agent that received the action has not answered: what came
+/// home, and where its reports are (`status`, asked when collecting ended).
+fn why_silent(acked: bool, status: Option<&Status>) -> String {
+    let heard = if acked {
+        "acked, result never came home"
+    } else {
+        "received it, no report came home"
+    };
+    let whereabouts = match status {
+        None => "",
+        Some(status) if status.outbox_length == 0 => "; nothing left in its outbox",
+        Some(status) if status.deliveries_out > 0 => {
+            "; reports in its outbox, out to the next hop and not answered"
+        }
+        Some(_) => "; reports waiting in its outbox",
+    };
+    format!("{heard}{whereabouts}")
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -815,6 +855,7 @@ fn measure(
     outcome: &LaunchOutcome,
     target: &Target,
     published: Instant,
+    stuck: &HashMap<usize, Status>,
 ) -> ActionReport {
     let by_peer: HashMap<String, &mig_console::launch::AgentOutcome> = outcome
         .agents
@@ -872,10 +913,8 @@ fn measure(
                     format!("left the fleet {at:.1} s after the first publish")
                 } else if reached.is_none() {
                     "never received the action".to_owned()
-                } else if answer.is_some_and(|answer| answer.acked) {
-                    "acked, result never came home".to_owned()
                 } else {
-                    "received it, no report came home".to_owned()
+                    why_silent(answer.is_some_and(|answer| answer.acked), stuck.get(&agent))
                 };
                 silent.push((plan.name.clone(), why));
             }
@@ -899,4 +938,32 @@ fn measure(
         console_connections: outcome.console_connections,
         console_elapsed_ms: outcome.elapsed_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_agent_is_told_by_where_its_reports_are() {
+        let status = |outbox_length, deliveries_out| Status {
+            outbox_length,
+            deliveries_out,
+            ..Status::default()
+        };
+        assert_eq!(
+            why_silent(true, Some(&status(1, 1))),
+            "acked, result never came home; reports in its outbox, out to the next hop and not answered"
+        );
+        assert_eq!(
+            why_silent(false, Some(&status(2, 0))),
+            "received it, no report came home; reports waiting in its outbox"
+        );
+        assert_eq!(
+            why_silent(true, Some(&status(0, 0))),
+            "acked, result never came home; nothing left in its outbox"
+        );
+        // An agent that could not be asked is told by what came home only.
+        assert_eq!(why_silent(true, None), "acked, result never came home");
+    }
 }

@@ -241,6 +241,10 @@ pub struct Status {
     /// Reports refused or dropped, by reason.
     pub reports_dropped: BTreeMap<String, u64>,
     pub outbox_length: usize,
+    /// Report deliveries sent to a next hop and not answered yet.
+    pub deliveries_out: usize,
+    /// Report deliveries received from peers and not answered yet.
+    pub deliveries_unanswered: usize,
     /// Connected peers whose gossip score fell below the graylist
     /// threshold (their messages are ignored).
     pub graylisted_peers: Vec<String>,
@@ -980,6 +984,8 @@ impl Mesh {
                 status.mesh_peers = links.mesh_peers;
                 status.direct_peers = links.direct_peers;
                 status.outbox_length = self.outbox.len();
+                status.deliveries_out = self.in_flight.len();
+                status.deliveries_unanswered = self.responses.len();
                 status.bytes_sent = self.traffic.sent();
                 let counts = GossipCounts::read(&self.gossip_metrics);
                 status.gossip_received = counts.received;
