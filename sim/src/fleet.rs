@@ -803,13 +803,17 @@ async fn launch_one(
         if !targets(&target, &attributes) || answered.contains(peer.to_string().as_str()) {
             continue;
         }
-        if let Some(status) = running.handle.status().await {
+        // A node too busy to answer is told by what came home only.
+        if let Ok(Some(status)) = tokio::time::timeout(STATUS_WAIT, running.handle.status()).await {
             stuck.insert(agent, status);
         }
     }
     let report = measure(fleet, &outcome, &target, published_at, &stuck);
     Ok(report)
 }
+
+/// How long a silent agent's status is waited for.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
 
 /// Why an agent that received the action has not answered: what came
 /// home, and where its reports are (`status`, asked when collecting ended).
