@@ -786,29 +786,7 @@ async fn launch_one(
         Some(result) => result??,
         None => launch.await??,
     };
-    // Where the reports of the targeted agents that did not answer are:
-    // asked now, while the nodes still run.
-    let answered: std::collections::HashSet<&str> = outcome
-        .agents
-        .iter()
-        .filter(|answer| answer.result.is_some())
-        .map(|answer| answer.peer.as_str())
-        .collect();
-    let mut stuck = HashMap::new();
-    for (agent, running) in fleet.agents.iter().enumerate() {
-        let Some(running) = running else { continue };
-        let Ok((peer, attributes)) = fleet.agent_identity(agent) else {
-            continue;
-        };
-        if !targets(&target, &attributes) || answered.contains(peer.to_string().as_str()) {
-            continue;
-        }
-        // A node too busy to answer is told by what came home only.
-        if let Ok(Some(status)) = tokio::time::timeout(STATUS_WAIT, running.handle.status()).await {
-            stuck.insert(agent, status);
-        }
-    }
-    let report = measure(fleet, &outcome, &target, published_at, &stuck);
+    let report = measure(fleet, &outcome, &target, published_at).await;
     Ok(report)
 }
 
@@ -853,13 +831,14 @@ fn targets(target: &Target, attributes: &AgentAttributes) -> bool {
     })
 }
 
-/// Reach, acks, results, and the agents that never answered, with why.
-fn measure(
+/// Reach, acks, results, and the agents that never answered, with why
+/// (asking each that received the action for its status, while the nodes
+/// still run).
+async fn measure(
     fleet: &Fleet,
     outcome: &LaunchOutcome,
     target: &Target,
     published: Instant,
-    stuck: &HashMap<usize, Status>,
 ) -> ActionReport {
     let by_peer: HashMap<String, &mig_console::launch::AgentOutcome> = outcome
         .agents
@@ -918,7 +897,15 @@ fn measure(
                 } else if reached.is_none() {
                     "never received the action".to_owned()
                 } else {
-                    why_silent(answer.is_some_and(|answer| answer.acked), stuck.get(&agent))
+                    // A node too busy to answer is told by what came home only.
+                    let status = match &fleet.agents[agent] {
+                        Some(running) => tokio::time::timeout(STATUS_WAIT, running.handle.status())
+                            .await
+                            .ok()
+                            .flatten(),
+                        None => None,
+                    };
+                    why_silent(answer.is_some_and(|answer| answer.acked), status.as_ref())
                 };
                 silent.push((plan.name.clone(), why));
             }
