@@ -81,6 +81,12 @@ const MAX_LINKS: usize = 12;
 pub const GOSSIP_MESH: usize = 4;
 /// How often gossipsub grafts, prunes and gossips.
 pub const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(700);
+/// Heartbeats at which a node tells peers outside its mesh (IHAVE) of an
+/// action it has; libp2p's default is 3. Each telling is a message to up
+/// to six peers, nearly all of which have the action already; once is
+/// enough for lazy gossip's repair, with relays' direct sends and the
+/// anti-entropy rounds behind it (docs/decisions/0010).
+const LAZY_GOSSIP_ROUNDS: usize = 1;
 /// A surplus link is closed only once it is this old, so discovery's own
 /// connections are not closed and reopened in a loop.
 const LINK_GRACE: Duration = Duration::from_secs(30);
@@ -530,6 +536,7 @@ fn build_swarm(
                 .max_transmit_size(MAX_WIRE_BYTES + 64 * 1024)
                 .heartbeat_initial_delay(Duration::from_millis(100))
                 .heartbeat_interval(GOSSIP_HEARTBEAT)
+                .history_gossip(LAZY_GOSSIP_ROUNDS)
                 .mesh_n(GOSSIP_MESH)
                 .mesh_n_low(GOSSIP_MESH - 1)
                 .mesh_n_high(2 * GOSSIP_MESH)
