@@ -425,11 +425,11 @@ async fn collect(
                     // Late news about an earlier action of this console
                     // (the node only hands over reports for actions in
                     // the history): kept for `mig results`.
-                    let _ = to_history.send(*report).await;
+                    keep_in_history(&to_history, &report).await;
                     continue;
                 }
                 last_report = Instant::now();
-                let _ = to_history.send((*report).clone()).await;
+                keep_in_history(&to_history, &report).await;
                 agents.record(*report, &mut last_newcomer, started);
             }
             Ok(Some(MeshEvent::Listening(_) | MeshEvent::Accepted { .. })) => {}
@@ -444,6 +444,19 @@ async fn collect(
     last_report
 }
 
+/// Hands a report to the history writer in the form it is stored in.
+/// Encoded here rather than copied for the writer to encode: the copy of
+/// a decoded result (its attributes, its JSON) cost the console more than
+/// the encoding does.
+async fn keep_in_history(
+    to_history: &tokio::sync::mpsc::Sender<mig_node::store::Received>,
+    report: &Report,
+) {
+    if let Some(received) = to_received(report) {
+        let _ = to_history.send(received).await;
+    }
+}
+
 /// A thread writing reports into the console's history: whatever has
 /// arrived since its last write goes in one transaction, so a burst of
 /// reports costs a few syncs to disk rather than one each, and the
@@ -453,17 +466,17 @@ async fn collect(
 fn history_writer(
     store: std::sync::Arc<mig_node::store::Store>,
 ) -> (
-    tokio::sync::mpsc::Sender<Report>,
+    tokio::sync::mpsc::Sender<mig_node::store::Received>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Report>(MAX_HISTORY_BATCH);
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<mig_node::store::Received>(MAX_HISTORY_BATCH);
     let writer = tokio::task::spawn_blocking(move || {
         while let Some(first) = receiver.blocking_recv() {
-            let mut batch = Vec::new();
-            batch.extend(to_received(&first));
+            let mut batch = vec![first];
             while batch.len() < MAX_HISTORY_BATCH {
                 match receiver.try_recv() {
-                    Ok(report) => batch.extend(to_received(&report)),
+                    Ok(received) => batch.push(received),
                     Err(_) => break,
                 }
             }
