@@ -524,31 +524,7 @@ fn build_swarm(
         .map_err(|error| transport_error(&error))?
         .with_behaviour(|key, relay_client| {
             let peer_id = key.public().to_peer_id();
-            let gossip_config = gossipsub::ConfigBuilder::default()
-                // Actions carry the investigator's signature, checked by
-                // every node; a gossip-level signature of the publishing
-                // peer would add nothing but one more verification per copy.
-                .validation_mode(gossipsub::ValidationMode::Anonymous)
-                .validate_messages()
-                .message_id_fn(|message: &gossipsub::Message| {
-                    MessageId::from(sha2::Sha256::digest(&message.data).to_vec())
-                })
-                .max_transmit_size(MAX_WIRE_BYTES + 64 * 1024)
-                .heartbeat_initial_delay(Duration::from_millis(100))
-                .heartbeat_interval(GOSSIP_HEARTBEAT)
-                .history_gossip(LAZY_GOSSIP_ROUNDS)
-                .mesh_n(GOSSIP_MESH)
-                .mesh_n_low(GOSSIP_MESH - 1)
-                .mesh_n_high(2 * GOSSIP_MESH)
-                .mesh_outbound_min(GOSSIP_MESH / 2)
-                .duplicate_cache_time(Duration::from_secs(300))
-                // IDONTWANT (gossipsub 1.2) tells every mesh peer, for each
-                // message received, not to send it: worth it for large
-                // messages; an action of a kilobyte or two costs more in
-                // control messages than its duplicates do.
-                .idontwant_message_size_threshold(16 * 1024)
-                .build()
-                .map_err(|error| error.to_string())?;
+            let gossip_config = gossip_config()?;
             let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Anonymous,
                 gossip_config,
@@ -654,6 +630,35 @@ fn build_swarm(
         })
         .build();
     Ok((swarm, gossip_metrics))
+}
+
+/// Gossipsub's settings, the same for every role.
+fn gossip_config() -> Result<gossipsub::Config, String> {
+    gossipsub::ConfigBuilder::default()
+        // Actions carry the investigator's signature, checked by
+        // every node; a gossip-level signature of the publishing
+        // peer would add nothing but one more verification per copy.
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(|message: &gossipsub::Message| {
+            MessageId::from(sha2::Sha256::digest(&message.data).to_vec())
+        })
+        .max_transmit_size(MAX_WIRE_BYTES + 64 * 1024)
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .heartbeat_interval(GOSSIP_HEARTBEAT)
+        .history_gossip(LAZY_GOSSIP_ROUNDS)
+        .mesh_n(GOSSIP_MESH)
+        .mesh_n_low(GOSSIP_MESH - 1)
+        .mesh_n_high(2 * GOSSIP_MESH)
+        .mesh_outbound_min(GOSSIP_MESH / 2)
+        .duplicate_cache_time(Duration::from_secs(300))
+        // IDONTWANT (gossipsub 1.2) tells every mesh peer, for each
+        // message received, not to send it: worth it for large
+        // messages; an action of a kilobyte or two costs more in
+        // control messages than its duplicates do.
+        .idontwant_message_size_threshold(16 * 1024)
+        .build()
+        .map_err(|error| error.to_string())
 }
 
 /// The peer an address names (its last part, `/p2p/<id>`), if it does.
@@ -2715,6 +2720,19 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../../docs/examples/linux-backdoor-2014.json");
+
+    #[test]
+    fn gossip_settings_are_accepted_and_announce_an_action_once() {
+        let config = gossip_config().expect("gossipsub accepts the settings");
+        assert_eq!(config.history_gossip(), LAZY_GOSSIP_ROUNDS);
+        assert_eq!(config.history_gossip(), 1);
+        // An IWANT for an action announced at the last heartbeat is still
+        // answered from the message cache.
+        assert!(config.history_length() > config.history_gossip());
+        assert_eq!(config.mesh_n(), GOSSIP_MESH);
+        assert!(config.mesh_n_low() < config.mesh_n() && config.mesh_n() < config.mesh_n_high());
+        assert_eq!(config.heartbeat_interval(), GOSSIP_HEARTBEAT);
+    }
 
     /// A node's configuration trusting `investigator`, and a fresh action
     /// it signed.
