@@ -790,7 +790,8 @@ async fn launch_one(
     Ok(report)
 }
 
-/// How long a silent agent's status is waited for.
+/// How long the silent agents' statuses are waited for, all of them
+/// together (they are asked at once).
 const STATUS_WAIT: Duration = Duration::from_secs(2);
 
 /// Why an agent that received the action has not answered: what came
@@ -832,8 +833,8 @@ fn targets(target: &Target, attributes: &AgentAttributes) -> bool {
 }
 
 /// Reach, acks, results, and the agents that never answered, with why
-/// (asking each that received the action for its status, while the nodes
-/// still run).
+/// (asking those that received the action for their status, while the
+/// nodes still run).
 async fn measure(
     fleet: &Fleet,
     outcome: &LaunchOutcome,
@@ -858,6 +859,9 @@ async fn measure(
     let mut result_ms = Vec::new();
     let mut found = 0;
     let mut answered = Vec::new();
+    // Silent agents that received the action: (place in `silent`, agent,
+    // acked), told by where their reports are once asked.
+    let mut to_ask = Vec::new();
     for (agent, plan) in fleet.layout.agents.iter().enumerate() {
         let started = fleet.agents[agent].is_some() || fleet.left.contains_key(&agent);
         if !started {
@@ -897,19 +901,27 @@ async fn measure(
                 } else if reached.is_none() {
                     "never received the action".to_owned()
                 } else {
-                    // A node too busy to answer is told by what came home only.
-                    let status = match &fleet.agents[agent] {
-                        Some(running) => tokio::time::timeout(STATUS_WAIT, running.handle.status())
-                            .await
-                            .ok()
-                            .flatten(),
-                        None => None,
-                    };
-                    why_silent(answer.is_some_and(|answer| answer.acked), status.as_ref())
+                    let acked = answer.is_some_and(|answer| answer.acked);
+                    to_ask.push((silent.len(), agent, acked));
+                    why_silent(acked, None)
                 };
                 silent.push((plan.name.clone(), why));
             }
         }
+    }
+    // All at once, under one deadline: a node too busy to answer in time
+    // is told by what came home only, and many of them cost no more than one.
+    let deadline = Instant::now() + STATUS_WAIT;
+    let statuses = futures::future::join_all(to_ask.iter().map(|(_, agent, _)| async move {
+        let running = fleet.agents[*agent].as_ref()?;
+        tokio::time::timeout_at(deadline, running.handle.status())
+            .await
+            .ok()
+            .flatten()
+    }))
+    .await;
+    for ((place, _, acked), status) in to_ask.into_iter().zip(statuses) {
+        silent[place].1 = why_silent(acked, status.as_ref());
     }
     let planted_targeted = targeted
         .iter()
