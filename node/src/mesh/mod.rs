@@ -2724,7 +2724,6 @@ mod tests {
     #[test]
     fn gossip_settings_are_accepted_and_announce_an_action_once() {
         let config = gossip_config().expect("gossipsub accepts the settings");
-        assert_eq!(config.history_gossip(), LAZY_GOSSIP_ROUNDS);
         assert_eq!(config.history_gossip(), 1);
         // An IWANT for an action announced at the last heartbeat is still
         // answered from the message cache.
