@@ -413,6 +413,31 @@ impl Fleet {
         Ok((peer, attributes(&self.layout.agents[agent], &peer, index)))
     }
 
+    /// Every node's name by its peer id: relays, the console, agents.
+    fn peer_names(&self) -> HashMap<String, String> {
+        let mut names = HashMap::new();
+        for relay in 0..self.scenario.relays {
+            if let Ok(key) = node_key(self.scenario.seed, relay) {
+                names.insert(
+                    key.public().to_peer_id().to_string(),
+                    format!("relay {relay}"),
+                );
+            }
+        }
+        if let Ok(key) = node_key(self.scenario.seed, self.scenario.relays) {
+            names.insert(
+                key.public().to_peer_id().to_string(),
+                "the console".to_owned(),
+            );
+        }
+        for (agent, plan) in self.layout.agents.iter().enumerate() {
+            if let Ok((peer, _)) = self.agent_identity(agent) {
+                names.insert(peer.to_string(), plan.name.clone());
+            }
+        }
+        names
+    }
+
     async fn start_agent(&mut self, agent: usize) -> anyhow::Result<()> {
         let index = agent_index(self.scenario.relays, agent);
         let plan = self.layout.agents[agent].clone();
@@ -795,20 +820,26 @@ async fn launch_one(
 const STATUS_WAIT: Duration = Duration::from_secs(2);
 
 /// Why an agent that received the action has not answered: what came
-/// home, and where its reports are (`status`, asked when collecting ended).
-fn why_silent(acked: bool, status: Option<&Status>) -> String {
+/// home, and where its reports are (`status`, asked when collecting ended;
+/// `name` names the next hop of a delivery that is out).
+fn why_silent(acked: bool, status: Option<&Status>, name: impl Fn(&str) -> String) -> String {
     let heard = if acked {
         "acked, result never came home"
     } else {
         "received it, no report came home"
     };
     let whereabouts = match status {
-        None => "",
-        Some(status) if status.outbox_length == 0 => "; nothing left in its outbox",
-        Some(status) if status.deliveries_out > 0 => {
-            "; reports in its outbox, out to the next hop and not answered"
-        }
-        Some(_) => "; reports waiting in its outbox",
+        None => String::new(),
+        Some(status) if status.outbox_length == 0 => "; nothing left in its outbox".to_owned(),
+        Some(status) if status.deliveries_out > 0 => match &status.oldest_delivery_out {
+            Some(out) => format!(
+                "; reports in its outbox, out to {} for {:.1} s and not answered",
+                name(&out.to),
+                out.age_s
+            ),
+            None => "; reports in its outbox, out to the next hop and not answered".to_owned(),
+        },
+        Some(_) => "; reports waiting in its outbox".to_owned(),
     };
     format!("{heard}{whereabouts}")
 }
@@ -903,7 +934,7 @@ async fn measure(
                 } else {
                     let acked = answer.is_some_and(|answer| answer.acked);
                     to_ask.push((silent.len(), agent, acked));
-                    why_silent(acked, None)
+                    why_silent(acked, None, str::to_owned)
                 };
                 silent.push((plan.name.clone(), why));
             }
@@ -920,8 +951,23 @@ async fn measure(
             .flatten()
     }))
     .await;
+    let names = if statuses
+        .iter()
+        .flatten()
+        .any(|s| s.oldest_delivery_out.is_some())
+    {
+        fleet.peer_names()
+    } else {
+        HashMap::new()
+    };
+    let name = |peer: &str| {
+        names
+            .get(peer)
+            .cloned()
+            .unwrap_or_else(|| format!("peer {peer}"))
+    };
     for ((place, _, acked), status) in to_ask.into_iter().zip(statuses) {
-        silent[place].1 = why_silent(acked, status.as_ref());
+        silent[place].1 = why_silent(acked, status.as_ref(), name);
     }
     let planted_targeted = targeted
         .iter()
@@ -954,19 +1000,34 @@ mod tests {
             deliveries_out,
             ..Status::default()
         };
+        let name = |peer: &str| format!("<{peer}>");
         assert_eq!(
-            why_silent(true, Some(&status(1, 1))),
+            why_silent(true, Some(&status(1, 1)), name),
             "acked, result never came home; reports in its outbox, out to the next hop and not answered"
         );
+        let out_to_relay = Status {
+            oldest_delivery_out: Some(mig_node::mesh::DeliveryOut {
+                to: "12D3relay".to_owned(),
+                age_s: 41.25,
+            }),
+            ..status(1, 2)
+        };
         assert_eq!(
-            why_silent(false, Some(&status(2, 0))),
+            why_silent(true, Some(&out_to_relay), name),
+            "acked, result never came home; reports in its outbox, out to <12D3relay> for 41.2 s and not answered"
+        );
+        assert_eq!(
+            why_silent(false, Some(&status(2, 0)), name),
             "received it, no report came home; reports waiting in its outbox"
         );
         assert_eq!(
-            why_silent(true, Some(&status(0, 0))),
+            why_silent(true, Some(&status(0, 0)), name),
             "acked, result never came home; nothing left in its outbox"
         );
         // An agent that could not be asked is told by what came home only.
-        assert_eq!(why_silent(true, None), "acked, result never came home");
+        assert_eq!(
+            why_silent(true, None, name),
+            "acked, result never came home"
+        );
     }
 }

@@ -169,6 +169,10 @@ pub struct Traffic {
     pub acks_superseded: u64,
     /// Report deliveries to a next hop that failed, all nodes together.
     pub deliveries_failed: u64,
+    /// Report deliveries received whose answer was never sent or lost, all
+    /// nodes together (the sender waits for its request timeout, then
+    /// retries).
+    pub answers_failed: u64,
     /// Connections closed because the peer missed a ping (on a saturated
     /// machine, a peer too busy to answer in `peer_timeout` looks dead).
     pub connections_dead: u64,
@@ -203,6 +207,7 @@ fn traffic(statuses: &[&Status]) -> Traffic {
         reports_forwarded_max: max(|status| status.reports_forwarded),
         acks_superseded: total(|status| status.acks_superseded),
         deliveries_failed: total(|status| status.deliveries_failed),
+        answers_failed: total(|status| status.answers_failed.values().sum()),
         connections_dead: total(|status| status.connections_dead),
         gossip_received_mean: mean(|status| status.gossip_received),
         gossip_received_max: max(|status| status.gossip_received),
@@ -375,6 +380,13 @@ impl RunReport {
             format!(
                 "{}, {}",
                 self.agent_traffic.deliveries_failed, self.relay_traffic.deliveries_failed
+            ),
+        ]);
+        table.add_row([
+            "report deliveries not answered (agents, relays)".to_owned(),
+            format!(
+                "{}, {}",
+                self.agent_traffic.answers_failed, self.relay_traffic.answers_failed
             ),
         ]);
         table.add_row([

@@ -283,6 +283,11 @@ fn forged_and_unsolicited_reports_are_refused_and_the_sender_graylisted() {
     );
     // Refused or not, every delivery got its answer.
     assert_eq!(relay_status["deliveries_unanswered"], 0, "{relay_status}");
+    assert_eq!(
+        relay_status["answers_failed"],
+        serde_json::json!({}),
+        "{relay_status}"
+    );
 
     let output = console.wait_with_output().unwrap();
     let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

@@ -249,14 +249,26 @@ pub struct Status {
     pub outbox_length: usize,
     /// Report deliveries sent to a next hop and not answered yet.
     pub deliveries_out: usize,
+    /// The oldest of those: its next hop and how long it has been out.
+    pub oldest_delivery_out: Option<DeliveryOut>,
     /// Report deliveries received from peers and not answered yet.
     pub deliveries_unanswered: usize,
+    /// Report deliveries received whose answer could not be sent or was
+    /// lost (the connection closed or the stream failed first), by reason.
+    pub answers_failed: BTreeMap<String, u64>,
     /// Connected peers whose gossip score fell below the graylist
     /// threshold (their messages are ignored).
     pub graylisted_peers: Vec<String>,
     /// Bytes on the wire since the node started.
     pub bytes_sent: u64,
     pub bytes_received: u64,
+}
+
+/// A report delivery out to a next hop, not answered yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryOut {
+    pub to: String,
+    pub age_s: f64,
 }
 
 enum Command {
@@ -423,8 +435,8 @@ struct Mesh {
     topic: IdentTopic,
     paths: HashMap<ActionId, PeerId>,
     outbox: BTreeMap<u64, Pending>,
-    /// Deliveries awaiting their ack: the hop and the parcels.
-    in_flight: HashMap<request_response::OutboundRequestId, (PeerId, Vec<u64>)>,
+    /// Deliveries awaiting their ack: the hop, the parcels, when sent.
+    in_flight: HashMap<request_response::OutboundRequestId, (PeerId, Vec<u64>, Instant)>,
     /// Deliveries awaiting their ack, per hop.
     in_flight_per_hop: HashMap<PeerId, usize>,
     responses: HashMap<u64, request_response::ResponseChannel<DeliveryAck>>,
@@ -997,6 +1009,14 @@ impl Mesh {
                 status.direct_peers = links.direct_peers;
                 status.outbox_length = self.outbox.len();
                 status.deliveries_out = self.in_flight.len();
+                status.oldest_delivery_out = self
+                    .in_flight
+                    .values()
+                    .min_by_key(|(_, _, sent)| *sent)
+                    .map(|(hop, _, sent)| DeliveryOut {
+                        to: hop.to_string(),
+                        age_s: sent.elapsed().as_secs_f64(),
+                    });
                 status.deliveries_unanswered = self.responses.len();
                 status.bytes_sent = self.traffic.sent();
                 let counts = GossipCounts::read(&self.gossip_metrics);
@@ -1622,12 +1642,16 @@ impl Mesh {
                 // All or nothing: the sender keeps the batch until it is
                 // acknowledged, and reports are deduplicated by agent.
                 let stored = if handed_over { stored } else { 0 };
-                if let Some(channel) = self.responses.remove(&token) {
-                    let _ = self
+                if let Some(channel) = self.responses.remove(&token)
+                    && self
                         .swarm
                         .behaviour_mut()
                         .reports
-                        .send_response(channel, DeliveryAck { stored });
+                        .send_response(channel, DeliveryAck { stored })
+                        .is_err()
+                {
+                    // The sender retries on its side; counted to see it.
+                    self.count_failed_answer("closed_before_answer");
                 }
             }
             Internal::SyncAnswer { token, response } => {
@@ -2103,8 +2127,28 @@ impl Mesh {
                     self.flush_outbox();
                 }
             }
-            _ => {}
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "answering a report delivery failed");
+                self.count_failed_answer(match error {
+                    request_response::InboundFailure::Timeout => "timeout",
+                    request_response::InboundFailure::ConnectionClosed => "connection_closed",
+                    request_response::InboundFailure::UnsupportedProtocols => {
+                        "unsupported_protocols"
+                    }
+                    request_response::InboundFailure::ResponseOmission => "response_omission",
+                    request_response::InboundFailure::Io(_) => "io",
+                });
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    fn count_failed_answer(&mut self, reason: &'static str) {
+        *self
+            .status
+            .answers_failed
+            .entry(reason.to_owned())
+            .or_default() += 1;
     }
 
     /// Counts a rejection. A flood of forgeries must not flood the log:
@@ -2246,7 +2290,7 @@ impl Mesh {
         &mut self,
         request_id: request_response::OutboundRequestId,
     ) -> Option<Vec<u64>> {
-        let (hop, sequences) = self.in_flight.remove(&request_id)?;
+        let (hop, sequences, _) = self.in_flight.remove(&request_id)?;
         if let Some(count) = self.in_flight_per_hop.get_mut(&hop) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -2422,7 +2466,8 @@ impl Mesh {
                         pending.in_flight = true;
                     }
                 }
-                self.in_flight.insert(request_id, (hop, chunk.to_vec()));
+                self.in_flight
+                    .insert(request_id, (hop, chunk.to_vec(), Instant::now()));
                 *self.in_flight_per_hop.entry(hop).or_default() += 1;
             }
         }
