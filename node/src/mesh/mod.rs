@@ -126,8 +126,14 @@ pub enum Role {
     Console,
 }
 
+/// The derive offers a new connection to the behaviours in field order,
+/// and the first that denies it stops the rest. `limits` comes first:
+/// request-response takes a connection into its list when offered one and
+/// never hears that a later behaviour denied it, so its requests (report
+/// deliveries) sent there were lost, with no failure and no timeout.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     reports: request_response::Behaviour<MessageCodec<Delivery, DeliveryAck>>,
     sync: request_response::Behaviour<MessageCodec<sync::SyncRequest, sync::SyncResponse>>,
@@ -136,7 +142,6 @@ pub struct Behaviour {
     ping: ping::Behaviour,
     relay: Toggle<relay::Behaviour>,
     relay_client: relay::client::Behaviour,
-    limits: libp2p::connection_limits::Behaviour,
     mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
@@ -2814,6 +2819,104 @@ mod tests {
             peer_timeout: crate::config::DEFAULT_PEER_TIMEOUT,
         };
         (config, signed.to_wire(), now + 300)
+    }
+
+    /// Two real swarms of ours over the in-memory transport; the agent
+    /// dials the relay three times at once, one more than the limit per
+    /// peer. Every report delivery it then sends must be answered: before
+    /// `limits` came first in `Behaviour`, request-response kept the denied
+    /// connection in its list and one request in three went nowhere.
+    #[tokio::test]
+    async fn a_connection_over_the_limit_takes_no_report_delivery() {
+        use futures::StreamExt;
+        use libp2p::core::transport::{MemoryTransport, Transport, upgrade::Version};
+        use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+
+        let transport: TransportFactory = Arc::new(|key, _| {
+            Ok(MemoryTransport::default()
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (config, _, _) = signed_example(dir.path());
+        let swarm = |role| {
+            let key = Keypair::generate_ed25519();
+            build_swarm(&key, &config, role, Arc::default(), Some(transport.clone()))
+                .unwrap()
+                .0
+        };
+        let mut agent = swarm(Role::Agent);
+        let mut relay = swarm(Role::Relay);
+        let relay_id = *relay.local_peer_id();
+        relay.listen_on("/memory/0".parse().unwrap()).unwrap();
+        let address = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = relay.select_next_some().await {
+                break address;
+            }
+        };
+        for _ in 0..3 {
+            let dial = DialOpts::peer_id(relay_id)
+                .addresses(vec![address.clone()])
+                .condition(PeerCondition::Always)
+                .build();
+            agent.dial(dial).unwrap();
+        }
+
+        const DELIVERIES: usize = 6;
+        let mut dials_settled = 0;
+        let mut sent = 0;
+        let mut answered = 0;
+        let mut failed = 0;
+        let deadline = tokio::time::sleep(Duration::from_secs(20));
+        tokio::pin!(deadline);
+        while answered + failed < DELIVERIES {
+            tokio::select! {
+                event = agent.select_next_some() => match event {
+                    SwarmEvent::ConnectionEstablished { .. }
+                    | SwarmEvent::OutgoingConnectionError { .. } => dials_settled += 1,
+                    SwarmEvent::Behaviour(BehaviourEvent::Reports(
+                        request_response::Event::Message {
+                            message: request_response::Message::Response { .. },
+                            ..
+                        },
+                    )) => answered += 1,
+                    SwarmEvent::Behaviour(BehaviourEvent::Reports(
+                        request_response::Event::OutboundFailure { .. },
+                    )) => failed += 1,
+                    _ => {}
+                },
+                event = relay.select_next_some() => {
+                    if let SwarmEvent::Behaviour(BehaviourEvent::Reports(
+                        request_response::Event::Message {
+                            message: request_response::Message::Request { channel, .. },
+                            ..
+                        },
+                    )) = event
+                    {
+                        let ack = DeliveryAck { stored: 0 };
+                        let _ = relay.behaviour_mut().reports.send_response(channel, ack);
+                    }
+                }
+                () = &mut deadline => break,
+            }
+            // Once all three dials are through (two connections, one
+            // denied), the deliveries go out, one after another.
+            if dials_settled >= 3 && sent < DELIVERIES && sent == answered + failed {
+                let delivery = Delivery {
+                    parcels: Vec::new(),
+                };
+                agent.behaviour_mut().reports.send_request(&relay_id, delivery);
+                sent += 1;
+            }
+        }
+        assert_eq!(dials_settled, 3, "the three dials went through or failed");
+        assert_eq!(
+            (answered, failed),
+            (DELIVERIES, 0),
+            "every delivery answered ({sent} sent)"
+        );
     }
 
     #[test]
