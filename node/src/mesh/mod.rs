@@ -649,6 +649,27 @@ fn build_swarm(
     Ok((swarm, gossip_metrics))
 }
 
+/// Dials the bootstrap peers again when connected to none of them. A peer
+/// already being dialled is left to that dial: on a busy relay the first
+/// handshake can take longer than the redial period, and each extra dial
+/// was one more handshake for the relay and a second connection to it.
+fn redial_bootstrap(swarm: &mut Swarm<Behaviour>, bootstrap: &[Multiaddr]) {
+    let peers: Vec<(PeerId, Multiaddr)> = bootstrap
+        .iter()
+        .filter_map(|address| Some((peer_of(address)?, address.clone())))
+        .collect();
+    if peers.iter().any(|(peer, _)| swarm.is_connected(peer)) {
+        return;
+    }
+    for (peer, address) in peers {
+        let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+            .addresses(vec![address])
+            .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        let _ = swarm.dial(options);
+    }
+}
+
 /// Gossipsub's settings, the same for every role.
 fn gossip_config() -> Result<gossipsub::Config, String> {
     gossipsub::ConfigBuilder::default()
@@ -1344,18 +1365,7 @@ impl Mesh {
     /// A node cut off from all its bootstrap peers (a relay restarted, a
     /// link came back) dials them again, so the mesh reforms by itself.
     fn redial_bootstrap(&mut self) {
-        let peers: Vec<(PeerId, Multiaddr)> = self
-            .config
-            .bootstrap
-            .iter()
-            .filter_map(|address| Some((peer_of(address)?, address.clone())))
-            .collect();
-        if peers.is_empty() || peers.iter().any(|(peer, _)| self.swarm.is_connected(peer)) {
-            return;
-        }
-        for (_, address) in peers {
-            let _ = self.swarm.dial(address);
-        }
+        redial_bootstrap(&mut self.swarm, &self.config.bootstrap);
     }
 
     /// Keeps the node linked to several peers, and to not too many:
@@ -2829,33 +2839,11 @@ mod tests {
     #[tokio::test]
     async fn a_connection_over_the_limit_takes_no_report_delivery() {
         use futures::StreamExt;
-        use libp2p::core::transport::{MemoryTransport, Transport, upgrade::Version};
         use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 
-        let transport: TransportFactory = Arc::new(|key, _| {
-            Ok(MemoryTransport::default()
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise::Config::new(key)?)
-                .multiplex(yamux::Config::default())
-                .boxed())
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let (config, _, _) = signed_example(dir.path());
-        let swarm = |role| {
-            let key = Keypair::generate_ed25519();
-            build_swarm(&key, &config, role, Arc::default(), Some(transport.clone()))
-                .unwrap()
-                .0
-        };
-        let mut agent = swarm(Role::Agent);
-        let mut relay = swarm(Role::Relay);
+        let (mut agent, mut relay) = memory_pair();
         let relay_id = *relay.local_peer_id();
-        relay.listen_on("/memory/0".parse().unwrap()).unwrap();
-        let address = loop {
-            if let SwarmEvent::NewListenAddr { address, .. } = relay.select_next_some().await {
-                break address;
-            }
-        };
+        let address = listen_on_memory(&mut relay).await;
         for _ in 0..3 {
             let dial = DialOpts::peer_id(relay_id)
                 .addresses(vec![address.clone()])
@@ -2907,7 +2895,10 @@ mod tests {
                 let delivery = Delivery {
                     parcels: Vec::new(),
                 };
-                agent.behaviour_mut().reports.send_request(&relay_id, delivery);
+                agent
+                    .behaviour_mut()
+                    .reports
+                    .send_request(&relay_id, delivery);
                 sent += 1;
             }
         }
@@ -2917,6 +2908,88 @@ mod tests {
             (DELIVERIES, 0),
             "every delivery answered ({sent} sent)"
         );
+    }
+
+    /// The redial tick fires at once when a node starts, while its first
+    /// dial of the relay is still out: it must not dial a second time.
+    #[tokio::test]
+    async fn a_redial_leaves_a_dial_in_progress_alone() {
+        use futures::StreamExt;
+
+        let (mut agent, mut relay) = memory_pair();
+        let relay_id = *relay.local_peer_id();
+        let address = listen_on_memory(&mut relay)
+            .await
+            .with_p2p(relay_id)
+            .unwrap();
+        agent.dial(address.clone()).unwrap();
+        redial_bootstrap(&mut agent, std::slice::from_ref(&address));
+        redial_bootstrap(&mut agent, std::slice::from_ref(&address));
+
+        let mut established = 0;
+        let mut failed = 0;
+        let settle = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                event = agent.select_next_some() => match event {
+                    SwarmEvent::ConnectionEstablished { .. } => established += 1,
+                    SwarmEvent::OutgoingConnectionError { .. } => failed += 1,
+                    _ => {}
+                },
+                _ = relay.select_next_some() => {}
+                () = &mut settle => break,
+            }
+        }
+        assert_eq!((established, failed), (1, 0), "one dial, one connection");
+        // Connected now: a redial does nothing.
+        redial_bootstrap(&mut agent, std::slice::from_ref(&address));
+        let settle = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                event = agent.select_next_some() => {
+                    assert!(
+                        !matches!(event, SwarmEvent::Dialing { .. }),
+                        "dialled a connected relay: {event:?}"
+                    );
+                }
+                _ = relay.select_next_some() => {}
+                () = &mut settle => break,
+            }
+        }
+    }
+
+    /// An agent's and a relay's swarms, as the nodes build them, over the
+    /// in-memory transport.
+    fn memory_pair() -> (Swarm<Behaviour>, Swarm<Behaviour>) {
+        use libp2p::core::transport::{MemoryTransport, Transport, upgrade::Version};
+        let transport: TransportFactory = Arc::new(|key, _| {
+            Ok(MemoryTransport::default()
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (config, _, _) = signed_example(dir.path());
+        let swarm = |role| {
+            let key = Keypair::generate_ed25519();
+            build_swarm(&key, &config, role, Arc::default(), Some(transport.clone()))
+                .unwrap()
+                .0
+        };
+        (swarm(Role::Agent), swarm(Role::Relay))
+    }
+
+    async fn listen_on_memory(swarm: &mut Swarm<Behaviour>) -> Multiaddr {
+        use futures::StreamExt;
+        swarm.listen_on("/memory/0".parse().unwrap()).unwrap();
+        loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                return address;
+            }
+        }
     }
 
     #[test]
