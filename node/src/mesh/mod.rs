@@ -101,6 +101,14 @@ const PARCELS_PER_DELIVERY: usize = 128;
 const MAX_PARCELS_RECEIVED: usize = 4 * PARCELS_PER_DELIVERY;
 /// Deliveries out to one hop at a time at most.
 const MAX_DELIVERIES_IN_FLIGHT: usize = 4;
+/// How long a report delivery (or a catch-up request) waits for its
+/// answer before libp2p fails it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A delivery out this long without an answer or a failure is given up
+/// and retried: libp2p keeps a request's timer on its connection, so a
+/// request that never reached one would wait forever (it happened, with a
+/// connection the limits had denied).
+const DELIVERY_GIVE_UP: Duration = Duration::from_secs(70);
 /// An ack waits this long before it leaves: a run that is over by then
 /// sends its result alone (a result says everything an ack says), which
 /// halves what every hop carries for quick modules. An ack exists for the
@@ -574,12 +582,12 @@ fn build_swarm(
             let reports = request_response::Behaviour::with_codec(
                 MessageCodec::default(),
                 [(REPORTS_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+                request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
             );
             let sync = request_response::Behaviour::with_codec(
                 MessageCodec::default(),
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+                request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
             );
             // The role rides in the agent version, so peers never hand a
             // console's address out as a link to make.
@@ -668,6 +676,18 @@ fn redial_bootstrap(swarm: &mut Swarm<Behaviour>, bootstrap: &[Multiaddr]) {
             .build();
         let _ = swarm.dial(options);
     }
+}
+
+/// The deliveries out longer than `DELIVERY_GIVE_UP` at `now`.
+fn overdue<Id: Copy>(
+    in_flight: &HashMap<Id, (PeerId, Vec<u64>, Instant)>,
+    now: Instant,
+) -> Vec<Id> {
+    in_flight
+        .iter()
+        .filter(|(_, (_, _, sent))| now.saturating_duration_since(*sent) > DELIVERY_GIVE_UP)
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 /// Gossipsub's settings, the same for every role.
@@ -984,7 +1004,10 @@ impl Mesh {
                 // wake it ten times a second for nothing (a thousand idle
                 // nodes in the simulator: ten thousand wake-ups a second).
                 _ = flush.tick(), if !self.outbox.is_empty() => self.flush_outbox(),
-                _ = discovery.tick() => self.discover(),
+                _ = discovery.tick() => {
+                    self.give_up_overdue_deliveries();
+                    self.discover();
+                }
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = redial.tick() => self.redial_bootstrap(),
             }
@@ -2315,6 +2338,23 @@ impl Mesh {
         Some(sequences)
     }
 
+    /// Deliveries out longer than `DELIVERY_GIVE_UP` are counted failed
+    /// and retried; an answer that still comes is then ignored (the
+    /// console keeps one report per agent and kind).
+    fn give_up_overdue_deliveries(&mut self) {
+        let overdue = overdue(&self.in_flight, Instant::now());
+        for request_id in overdue {
+            if let Some(sequences) = self.delivery_answered(request_id) {
+                tracing::warn!(
+                    parcels = sequences.len(),
+                    "a report delivery was never answered nor failed; retrying"
+                );
+                self.status.deliveries_failed += 1;
+                self.retry_later(&sequences);
+            }
+        }
+    }
+
     fn retry_later(&mut self, sequences: &[u64]) {
         for sequence in sequences {
             if let Some(pending) = self.outbox.get_mut(sequence) {
@@ -2990,6 +3030,24 @@ mod tests {
                 return address;
             }
         }
+    }
+
+    #[test]
+    fn a_delivery_is_given_up_only_after_the_request_timeout_and_a_margin() {
+        // libp2p's own timeout must get its chance first.
+        assert!(DELIVERY_GIVE_UP > REQUEST_TIMEOUT);
+        let start = Instant::now();
+        let hop = PeerId::random();
+        let sent_at = |seconds| (hop, vec![seconds], start + Duration::from_secs(seconds));
+        let in_flight: HashMap<u32, _> = [(1, sent_at(75)), (2, sent_at(11)), (3, sent_at(9))]
+            .into_iter()
+            .collect();
+        // At 80 s, the delivery sent at 9 s has been out 71 s.
+        assert_eq!(
+            overdue(&in_flight, start + Duration::from_secs(80)),
+            vec![3]
+        );
+        assert!(overdue(&in_flight, start + Duration::from_secs(70)).is_empty());
     }
 
     #[test]
