@@ -1680,16 +1680,15 @@ impl Mesh {
                 // All or nothing: the sender keeps the batch until it is
                 // acknowledged, and reports are deduplicated by agent.
                 let stored = if handed_over { stored } else { 0 };
-                if let Some(channel) = self.responses.remove(&token)
-                    && self
+                // An answer that cannot go (its stream timed out, its
+                // connection closed) comes back as an inbound failure, and
+                // is counted there; the sender retries on its side.
+                if let Some(channel) = self.responses.remove(&token) {
+                    let _ = self
                         .swarm
                         .behaviour_mut()
                         .reports
-                        .send_response(channel, DeliveryAck { stored })
-                        .is_err()
-                {
-                    // The sender retries on its side; counted to see it.
-                    self.count_failed_answer("closed_before_answer");
+                        .send_response(channel, DeliveryAck { stored });
                 }
             }
             Internal::SyncAnswer { token, response } => {
