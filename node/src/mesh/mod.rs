@@ -2872,7 +2872,8 @@ mod tests {
 
     /// Two real swarms of ours over the in-memory transport; the agent
     /// dials the relay three times at once, one more than the limit per
-    /// peer. Every report delivery it then sends must be answered: before
+    /// peer. Every report delivery it then sends must be answered (or
+    /// fail, and so be retried): before
     /// `limits` came first in `Behaviour`, request-response kept the denied
     /// connection in its list and one request in three went nowhere.
     #[tokio::test]
@@ -2942,11 +2943,14 @@ mod tests {
             }
         }
         assert_eq!(dials_settled, 3, "the three dials went through or failed");
+        // A connection the relay's own limits closed may fail a delivery;
+        // none may be left without an answer or a failure.
         assert_eq!(
-            (answered, failed),
-            (DELIVERIES, 0),
-            "every delivery answered ({sent} sent)"
+            (sent, answered + failed),
+            (DELIVERIES, DELIVERIES),
+            "every delivery answered or failed ({answered} answered)"
         );
+        assert!(answered > 0, "deliveries go through");
     }
 
     /// The redial tick fires at once when a node starts, while its first
