@@ -1975,38 +1975,39 @@ impl Mesh {
                 }
             };
             let parcel = |body| reply.parcel(body);
-            let mut ack_sequence = None;
-            match (&refusal, started) {
-                (Some(reason), _) => {
-                    let refused = parcel(ReportBody::Rejected {
-                        reason: reason.clone(),
-                    });
-                    enqueue(
-                        &store,
-                        &sender,
-                        refused.into_iter().collect(),
-                        Journal::Unchanged,
-                    )
-                    .await;
-                    return;
-                }
-                // Resumed: the journal entry is still there from before the
-                // restart.
-                (None, None) => {}
-                // Journalled (with the ack, in one commit) before it runs, so
-                // a crash is noticed at restart.
-                (None, Some(started)) => {
-                    let ack = parcel(ReportBody::Ack).into_iter().collect();
-                    match enqueue(&store, &sender, ack, started).await {
-                        Some(sequences) => ack_sequence = sequences.first().copied(),
-                        None => {
-                            tracing::error!(action = %action.id, "cannot journal the run; running it anyway");
-                        }
-                    }
-                }
+            if let Some(reason) = &refusal {
+                let refused = parcel(ReportBody::Rejected {
+                    reason: reason.clone(),
+                });
+                enqueue(
+                    &store,
+                    &sender,
+                    refused.into_iter().collect(),
+                    Journal::Unchanged,
+                )
+                .await;
+                return;
             }
+            // The run is journalled with its ack in one commit, so a crash
+            // is noticed at restart (a resumed run has its entry from
+            // before). The module starts while that commit is written: it
+            // only reads, and its result is stored after the entry, so a
+            // crash before the entry lands leaves no trace of the run, as
+            // before. Waiting for the commit first held every run up by the
+            // wait for a write: half a second at the median in a busy
+            // simulated fleet of a thousand.
+            let journal = async {
+                let started = started?;
+                let ack = parcel(ReportBody::Ack).into_iter().collect();
+                let sequences = enqueue(&store, &sender, ack, started).await;
+                if sequences.is_none() {
+                    tracing::error!(action = %id, "cannot journal the run; running it anyway");
+                }
+                sequences?.first().copied()
+            };
             let finished = stop.clone();
-            let result = runtime.run_action(action.id, &action.action, stop).await;
+            let (ack_sequence, result) =
+                tokio::join!(journal, runtime.run_action(action.id, &action.action, stop));
             // Done: the token only marks the entry for removal now.
             finished.cancel();
             if shutdown.is_cancelled() {
