@@ -1993,9 +1993,10 @@ impl Mesh {
             // before). The module starts while that commit is written: it
             // only reads, and its result is stored after the entry, so a
             // crash before the entry lands leaves no trace of the run, as
-            // before. Waiting for the commit first held every run up by the
-            // wait for a write: half a second at the median in a busy
-            // simulated fleet of a thousand.
+            // before. In a busy simulated fleet of a thousand, acceptance
+            // to the end of that commit (the key agreement above, signing
+            // the ack, the commit, and the waits between) took half a
+            // second at the median, and every run used to wait for it.
             let journal = async {
                 let started = started?;
                 let ack = parcel(ReportBody::Ack).into_iter().collect();
