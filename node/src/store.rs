@@ -611,6 +611,10 @@ impl Store {
     /// to disk with the result.
     pub fn flush_hashes(&self) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut *self.pending_hashes.lock().map_err(operation)?);
+        if batch.is_empty() {
+            // A sweep answered from the cache writes nothing: no commit.
+            return Ok(());
+        }
         self.write_hashes(batch)
     }
 

@@ -722,13 +722,27 @@ pub(crate) fn lock(findings: &Mutex<Findings>) -> std::sync::MutexGuard<'_, Find
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[derive(Serialize)]
 struct FileInfo {
     size: u64,
     mode: String,
     lastmodified: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
+}
+
+impl FileInfo {
+    /// MIG's `fileinfo` object, built directly: `json!` would copy every
+    /// value through the serializer once more, and the result of a sweep
+    /// holds one entry per check.
+    fn into_json(self) -> Json {
+        let mut info = serde_json::Map::new();
+        info.insert("size".into(), Json::from(self.size));
+        info.insert("mode".into(), Json::String(self.mode));
+        info.insert("lastmodified".into(), Json::String(self.lastmodified));
+        if let Some(sha256) = self.sha256 {
+            info.insert("sha256".into(), Json::String(sha256));
+        }
+        Json::Object(info)
+    }
 }
 
 fn file_info(
@@ -771,7 +785,22 @@ fn file_info(
 }
 
 fn empty_info() -> Json {
-    json!({"size": 0, "mode": "", "lastmodified": ""})
+    FileInfo {
+        size: 0,
+        mode: String::new(),
+        lastmodified: String::new(),
+        sha256: None,
+    }
+    .into_json()
+}
+
+/// One entry of a search's list in MIG's result.
+fn result_entry(file: String, search: Json, fileinfo: Json) -> Json {
+    let mut entry = serde_json::Map::new();
+    entry.insert("file".into(), Json::String(file));
+    entry.insert("search".into(), search);
+    entry.insert("fileinfo".into(), fileinfo);
+    Json::Object(entry)
 }
 
 fn build_result(
@@ -796,12 +825,17 @@ fn build_result(
             for id in &ids {
                 let info = file_info(&files[*id], search.returnsha256, context, &mut findings);
                 total_hits += 1;
-                entries.push(json!({"file": files[*id].logical, "search": echo, "fileinfo": info}));
+                entries.push(result_entry(
+                    files[*id].logical.clone(),
+                    echo.clone(),
+                    info.into_json(),
+                ));
             }
             if ids.is_empty() {
-                entries.push(json!({"file": "", "search": echo, "fileinfo": empty_info()}));
+                entries.push(result_entry(String::new(), echo, empty_info()));
             }
         } else {
+            let options = serde_json::to_value(&search.echo.options).unwrap_or_default();
             for (check_index, check) in search.checks.iter().enumerate() {
                 let mut ids = std::mem::take(&mut findings.check_hits[index][check_index]);
                 sort_by_path(&mut ids, &files);
@@ -813,10 +847,18 @@ fn build_result(
                         .unwrap_or_default();
                     let info = file_info(&files[*id], search.returnsha256, context, &mut findings);
                     total_hits += 1;
-                    entries.push(json!({"file": logical, "search": check_echo(search, check, vec![directory]), "fileinfo": info}));
+                    entries.push(result_entry(
+                        logical,
+                        check_echo(check, vec![directory], &options),
+                        info.into_json(),
+                    ));
                 }
                 if ids.is_empty() {
-                    entries.push(json!({"file": "", "search": check_echo(search, check, search.echo.paths.clone()), "fileinfo": empty_info()}));
+                    entries.push(result_entry(
+                        String::new(),
+                        check_echo(check, search.echo.paths.clone(), &options),
+                        empty_info(),
+                    ));
                 }
             }
         }
@@ -844,15 +886,18 @@ fn build_result(
 }
 
 /// The search as MIG echoed it for a single check: its paths, that one
-/// value, and the options.
-fn check_echo(search: &Search, check: &Check, paths: Vec<String>) -> Json {
+/// value, and the search's options (serialized once per search).
+fn check_echo(check: &Check, paths: Vec<String>, options: &Json) -> Json {
     let mut echo = serde_json::Map::new();
-    echo.insert("paths".into(), json!(paths));
-    echo.insert(check.list.into(), json!([check.value]));
     echo.insert(
-        "options".into(),
-        serde_json::to_value(&search.echo.options).unwrap_or_default(),
+        "paths".into(),
+        Json::Array(paths.into_iter().map(Json::String).collect()),
     );
+    echo.insert(
+        check.list.into(),
+        Json::Array(vec![Json::String(check.value.clone())]),
+    );
+    echo.insert("options".into(), options.clone());
     Json::Object(echo)
 }
 

@@ -215,8 +215,9 @@ pub fn check_operations(operations: &[mig_proto::Operation]) -> Result<(), Opera
 pub(crate) fn parse_parameters<T: serde::de::DeserializeOwned>(
     parameters: &Json,
 ) -> Result<T, ModuleError> {
-    serde_json::from_value(parameters.clone())
-        .map_err(|error| ModuleError::InvalidParameters(error.to_string()))
+    // Deserialized from the borrowed value: `from_value` would take a deep
+    // copy of the parameters first.
+    T::deserialize(parameters).map_err(|error| ModuleError::InvalidParameters(error.to_string()))
 }
 
 /// A duration the way Go prints one, as MIG's statistics did (`2.017849ms`).

@@ -719,3 +719,38 @@ fn a_stalled_walk_does_not_hold_up_another_sweep_on_the_same_pool() {
     assert_eq!(hits.len(), 1);
     assert_eq!(stalled.files[hits[0]].logical, "/usr/bin/wget");
 }
+
+#[test]
+fn each_entry_has_the_exact_shape_mig_gave_it() {
+    let dir = tree();
+    let root = dir.path();
+    let wget = fs::read(root.join("usr/bin/wget")).unwrap();
+    let missing = sha256_hex(b"on no host");
+    let parameters = json!({"paths": ["/usr/bin"], "sha256": [sha256_hex(&wget), missing],
+                            "options": {"returnsha256": true}});
+    let result = run_in(root, search(parameters));
+    let entries = result.elements["s1"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "one entry per check: {entries:?}");
+    let options = json!({"maxdepth": 0, "matchall": false, "macroal": false,
+                         "matchlimit": 0, "maxerrors": 0, "returnsha256": true});
+
+    let mut hit = entries[0].clone();
+    let lastmodified = hit["fileinfo"]["lastmodified"].take();
+    assert!(
+        lastmodified.as_str().is_some_and(|text| !text.is_empty()),
+        "{lastmodified}"
+    );
+    assert_eq!(
+        hit,
+        json!({"file": "/usr/bin/wget",
+               "search": {"paths": ["/usr/bin"], "sha256": [sha256_hex(&wget)], "options": options},
+               "fileinfo": {"size": wget.len(), "mode": "-rwxr-xr-x", "lastmodified": null,
+                            "sha256": sha256_hex(&wget)}})
+    );
+    assert_eq!(
+        entries[1],
+        json!({"file": "",
+               "search": {"paths": ["/usr/bin"], "sha256": [missing], "options": options},
+               "fileinfo": {"size": 0, "mode": "", "lastmodified": ""}})
+    );
+}
