@@ -247,6 +247,10 @@ pub struct Status {
     /// Cancels received (and passed on).
     pub cancels_received: u64,
     pub reports_forwarded: u64,
+    /// Reports passed on whose routing fields (console, its addresses,
+    /// expiry) disagreed with the signed action and were set back to it:
+    /// a hop before this one rewrote them, or the agent made them up.
+    pub reports_rerouted: u64,
     /// Acks not sent because the run's result was ready first.
     pub acks_superseded: u64,
     /// Report deliveries to a next hop that failed (and were retried).
@@ -374,6 +378,9 @@ enum Internal {
         /// Verified reports for this console.
         local: Vec<Report>,
         forwarded: u64,
+        /// Of those, parcels whose routing fields were set back to the
+        /// action's (`screening::Route`).
+        rerouted: u64,
         dropped: Vec<(&'static str, u64)>,
         penalty: f64,
     },
@@ -446,7 +453,10 @@ struct Mesh {
     store: Arc<Store>,
     runtime: Option<Arc<Runtime>>,
     topic: IdentTopic,
-    paths: HashMap<ActionId, PeerId>,
+    /// Actions this node accepted: where each came from (its reports go
+    /// back that way) and where its reports go. Kept as long as the
+    /// action's parcels are.
+    paths: HashMap<ActionId, ReversePath>,
     outbox: BTreeMap<u64, Pending>,
     /// Deliveries awaiting their ack: the hop, the parcels, when sent.
     in_flight: HashMap<request_response::OutboundRequestId, (PeerId, Vec<u64>, Instant)>,
@@ -1561,7 +1571,7 @@ impl Mesh {
             .mesh_peers(&topic)
             .copied()
             .chain(self.bootstrap_peers())
-            .chain(self.paths.values().copied())
+            .chain(self.paths.values().map(|path| path.previous))
             .collect();
         let now = Instant::now();
         let spare: Vec<PeerId> = self
@@ -1597,6 +1607,8 @@ impl Mesh {
             }
         });
         let limit = now - PARCEL_GRACE_SECONDS;
+        // A path lives as long as parcels for its action may still come.
+        self.paths.retain(|_, path| path.expire_after >= limit);
         let expired: Vec<u64> = self
             .outbox
             .iter()
@@ -1662,6 +1674,7 @@ impl Mesh {
                 stored,
                 local,
                 forwarded,
+                rerouted,
                 dropped,
                 penalty,
             } => {
@@ -1672,6 +1685,18 @@ impl Mesh {
                     self.count_dropped_reports(reason, count, peer);
                 }
                 self.status.reports_forwarded += forwarded;
+                if rerouted > 0 {
+                    let before = self.status.reports_rerouted;
+                    self.status.reports_rerouted += rerouted;
+                    // Logged at the 1st, 2nd, 4th... as dropped reports are.
+                    if before == 0 || before.ilog2() != self.status.reports_rerouted.ilog2() {
+                        tracing::warn!(
+                            from = %peer,
+                            count = self.status.reports_rerouted,
+                            "reports came with routing fields their action does not give; set back"
+                        );
+                    }
+                }
                 tracing::debug!(from = %peer, mine = local.len(), forwarded, "reports received");
                 let mut handed_over = true;
                 for report in local {
@@ -1780,7 +1805,10 @@ impl Mesh {
             return false;
         }
         self.status.actions_accepted += 1;
-        self.paths.insert(action.id, source);
+        self.paths.insert(
+            action.id,
+            ReversePath::new(source, &action.action, expire_after),
+        );
         let id = action.id;
         let seen = Seen { expire_after, wire };
         if let Some(seen) = self.on_accepted(action, refusal, seen, source, false) {
@@ -1829,7 +1857,10 @@ impl Mesh {
                     ..
                 } if !cancelled => {
                     tracing::info!(action = %action.id, "resuming an action interrupted by a restart");
-                    self.paths.insert(action.id, previous);
+                    self.paths.insert(
+                        action.id,
+                        ReversePath::new(previous, &action.action, expire_after),
+                    );
                     // Remembered when it first started.
                     let seen = Seen { expire_after, wire };
                     let _ = self.on_accepted(*action, None, seen, previous, true);
@@ -1846,7 +1877,11 @@ impl Mesh {
                     else {
                         continue;
                     };
-                    self.paths.insert(signed.id(), previous);
+                    let expire_after = action.expireafter.map_or(0, Timestamp::unix_seconds);
+                    self.paths.insert(
+                        signed.id(),
+                        ReversePath::new(previous, &action, expire_after),
+                    );
                     let now = now_timestamp();
                     let result = mig_proto::AgentResult {
                         action_id: signed.id(),
@@ -1871,7 +1906,7 @@ impl Mesh {
                         runtime.attributes().clone(),
                         signed.id(),
                         reply_to,
-                        action.expireafter.map_or(0, Timestamp::unix_seconds),
+                        expire_after,
                     );
                     let store = self.store.clone();
                     let sender = self.internal_sender.clone();
@@ -2071,10 +2106,10 @@ impl Mesh {
                 let local = self.swarm.local_peer_id().to_bytes();
                 let known: Vec<Known> = parcels
                     .iter()
-                    .map(|parcel| Known {
-                        for_me: parcel.console == local,
-                        has_path: <[u8; 32]>::try_from(parcel.action_id.as_slice())
-                            .is_ok_and(|id| self.paths.contains_key(&ActionId(id))),
+                    .map(|parcel| {
+                        Known::of(parcel, &local, |id| {
+                            self.paths.get(id).and_then(|path| path.route.clone())
+                        })
                     })
                     .collect();
                 let console = self.role == Role::Console;
@@ -2124,6 +2159,7 @@ impl Mesh {
                             },
                             local: screened.mine,
                             forwarded: if stored { forwarded } else { 0 },
+                            rerouted: if stored { screened.rerouted } else { 0 },
                             dropped: screened.dropped,
                             penalty: screened.penalty,
                         })
@@ -2400,7 +2436,7 @@ impl Mesh {
     fn deliver_locally(&mut self, parcel: &Parcel) -> bool {
         let here = screening::Known {
             for_me: true,
-            has_path: false,
+            route: None,
         };
         let console = self.role == Role::Console;
         let store = self.store.clone();
@@ -2463,7 +2499,7 @@ impl Mesh {
                 self.role,
                 console,
                 &pending.console_relays,
-                self.paths.get(&action_id),
+                self.paths.get(&action_id).map(|path| &path.previous),
                 pending.failures,
                 |peer| self.swarm.is_connected(peer),
                 |peer| self.is_bootstrap(peer) || pending.console_relays.contains(peer),
@@ -2651,6 +2687,34 @@ fn sent_by(store: &Store, console: bool, id: &ActionId) -> screening::Sent {
         Err(error) => {
             tracing::warn!(%error, "cannot read this console's history");
             screening::Sent::Unknown
+        }
+    }
+}
+
+/// An accepted action, as a hop passing its reports on knows it.
+struct ReversePath {
+    /// The peer the action came from; reports go back that way.
+    previous: PeerId,
+    /// Where its reports go; `None` when it names no console to reply to
+    /// (then no agent reports on it).
+    route: Option<screening::Route>,
+    /// The action's expiry (Unix seconds).
+    expire_after: i64,
+}
+
+impl ReversePath {
+    fn new(previous: PeerId, action: &mig_proto::Action, expire_after: i64) -> Self {
+        let route = action.reply_to.as_ref().and_then(|reply_to| {
+            Some(screening::Route {
+                console: reply_to.peer_id.parse::<PeerId>().ok()?.to_bytes(),
+                console_addresses: reply_to.addresses.clone(),
+                expire_after,
+            })
+        });
+        Self {
+            previous,
+            route,
+            expire_after,
         }
     }
 }

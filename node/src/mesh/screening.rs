@@ -23,6 +23,9 @@ pub struct Screened {
     pub others: Vec<Parcel>,
     /// Parcels dropped or refused, by reason.
     pub dropped: Vec<(&'static str, u64)>,
+    /// Parcels passed on whose routing fields disagreed with the signed
+    /// action and were set back to it.
+    pub rerouted: u64,
     /// Penalty points the sender earned.
     pub penalty: f64,
 }
@@ -55,12 +58,57 @@ pub enum Sent {
     Unknown,
 }
 
+/// Where an action's reports go, as its signed `reply_to` and expiry say.
+/// A parcel's own routing fields are not covered by the agent's signature:
+/// a hop could rewrite them to send reports elsewhere, or to make the next
+/// hops dial addresses of its choosing. Hops that know the action set them
+/// back to this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The console's peer id (bytes).
+    pub console: Vec<u8>,
+    pub console_addresses: Vec<String>,
+    pub expire_after: i64,
+}
+
+impl Route {
+    /// Sets `parcel`'s routing fields to this route; true if any differed.
+    fn impose(&self, parcel: &mut Parcel) -> bool {
+        let differed = parcel.console != self.console
+            || parcel.console_addresses != self.console_addresses
+            || parcel.expire_after != self.expire_after;
+        if differed {
+            parcel.console.clone_from(&self.console);
+            parcel.console_addresses.clone_from(&self.console_addresses);
+            parcel.expire_after = self.expire_after;
+        }
+        differed
+    }
+}
+
 /// What the node knows about one parcel when it screens it.
 pub struct Known {
     /// Addressed to this node.
     pub for_me: bool,
-    /// This node passed the action on (it has a reverse path for it).
-    pub has_path: bool,
+    /// This node passed the action on, and where its reports go; `None`
+    /// when it has no reverse path for it.
+    pub route: Option<Route>,
+}
+
+impl Known {
+    /// What a node that knows `routes` (by action) and is `local` knows
+    /// about `parcel`: its own route, where it has one, decides whether the
+    /// parcel is for this node, not the parcel's unsigned `console` field.
+    pub fn of(parcel: &Parcel, local: &[u8], route: impl Fn(&ActionId) -> Option<Route>) -> Self {
+        let route = <[u8; 32]>::try_from(parcel.action_id.as_slice())
+            .ok()
+            .and_then(|id| route(&ActionId(id)));
+        let for_me = match &route {
+            Some(route) => route.console == local,
+            None => parcel.console == local,
+        };
+        Self { for_me, route }
+    }
 }
 
 /// Screens `parcels` (with what the node knows about each, in the same
@@ -84,22 +132,28 @@ fn screen_within_budget(
     let mut history_unreadable = 0u64;
     let mut unreadable: HashMap<&'static str, u64> = HashMap::new();
     let mut actions: HashMap<ActionId, Sent> = HashMap::new();
-    for (parcel, known) in parcels.into_iter().zip(known) {
+    for (mut parcel, known) in parcels.into_iter().zip(known) {
         let Ok(action_id) = <[u8; 32]>::try_from(parcel.action_id.as_slice()).map(ActionId) else {
             forged += 1;
             continue;
         };
         // Only reports for actions this node passed on go further: a peer
         // cannot make hops carry junk.
-        if !known.for_me && !known.has_path {
-            unknown_path += 1;
-            continue;
-        }
-        // Only genuine ones, about the action they are routed by. A hop
-        // reads only the header: the rest is for the console.
         if !known.for_me {
+            let Some(route) = &known.route else {
+                unknown_path += 1;
+                continue;
+            };
+            // Only genuine ones, about the action they are routed by, and
+            // routed as that action says. A hop reads only the header: the
+            // rest is for the console.
             match reports::verify_header(&parcel.report) {
-                Ok(header) if header.action_id == action_id => screened.others.push(parcel),
+                Ok(header) if header.action_id == action_id => {
+                    if route.impose(&mut parcel) {
+                        screened.rerouted += 1;
+                    }
+                    screened.others.push(parcel);
+                }
                 _ => forged += 1,
             }
             continue;
@@ -155,6 +209,7 @@ fn screen_within_budget(
         screened.refuse = true;
         screened.mine.clear();
         screened.others.clear();
+        screened.rerouted = 0;
     }
     screened
 }
@@ -205,15 +260,21 @@ mod tests {
 
     const HERE: Known = Known {
         for_me: true,
-        has_path: false,
+        route: None,
     };
+    /// The route every test parcel (built with empty routing fields)
+    /// already has.
     const ONWARD: Known = Known {
         for_me: false,
-        has_path: true,
+        route: Some(Route {
+            console: Vec::new(),
+            console_addresses: Vec::new(),
+            expire_after: 0,
+        }),
     };
     const NO_PATH: Known = Known {
         for_me: false,
-        has_path: false,
+        route: None,
     };
 
     #[test]
@@ -316,5 +377,51 @@ mod tests {
         assert!(screened.refuse);
         assert_eq!(screened.dropped, vec![("history_unreadable", 1)]);
         assert_eq!(screened.penalty, 0.0);
+    }
+
+    #[test]
+    fn a_hop_routes_a_parcel_as_its_action_says_not_as_the_parcel_says() {
+        let agent = Keypair::generate_ed25519();
+        let here = PeerId::random().to_bytes();
+        let console = PeerId::random().to_bytes();
+        let route = Route {
+            console: console.clone(),
+            console_addresses: vec!["/ip4/192.0.2.7/tcp/4001".into()],
+            expire_after: 1_800_000_000,
+        };
+        let honest = {
+            let mut parcel = parcel(&agent, &agent, 2, 2);
+            parcel.console.clone_from(&console);
+            parcel
+                .console_addresses
+                .clone_from(&route.console_addresses);
+            parcel.expire_after = route.expire_after;
+            parcel
+        };
+        // Rewritten on the way: another console, addresses the attacker
+        // wants dialled, a longer life; and one made to look like it is
+        // for this hop.
+        let mut elsewhere = honest.clone();
+        elsewhere.console = PeerId::random().to_bytes();
+        elsewhere.console_addresses = vec!["/ip4/10.0.0.1/tcp/22".into(); 3];
+        elsewhere.expire_after = i64::MAX;
+        let mut to_me = honest.clone();
+        to_me.console.clone_from(&here);
+
+        let parcels = vec![honest.clone(), elsewhere, to_me];
+        let known: Vec<Known> = parcels
+            .iter()
+            .map(|parcel| Known::of(parcel, &here, |_| Some(route.clone())))
+            .collect();
+        assert!(known.iter().all(|known| !known.for_me));
+        let screened = screen(parcels, &known, |_: &ActionId| Sent::NotByMe);
+        assert!(!screened.refuse);
+        assert_eq!(screened.rerouted, 2);
+        assert_eq!(screened.others, vec![honest.clone(); 3]);
+        assert_eq!(screened.penalty, 0.0);
+
+        // Without a route, the parcel's own field says whether it is ours.
+        let known = Known::of(&honest, &console, |_| None);
+        assert!(known.for_me && known.route.is_none());
     }
 }
