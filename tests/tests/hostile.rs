@@ -243,6 +243,7 @@ fn forged_and_unsolicited_reports_are_refused_and_the_sender_graylisted() {
         victim: &victim,
         forged: 32,
         unsolicited: 0,
+        misrouted: 0,
     };
     let answer = forged.deliver(dir, &console_address);
     assert_eq!(answer["refused_batches"], 2, "{answer}");
@@ -281,6 +282,21 @@ fn forged_and_unsolicited_reports_are_refused_and_the_sender_graylisted() {
             .any(|peer| peer == &forger),
         "the relay graylisted the forger: {relay_status}"
     );
+    // Genuine reports of the misrouter's own about the action, whose
+    // routing fields name another console and addresses of the
+    // misrouter's choosing: the relay sets them back to the action's
+    // reply_to, and they reach this console, which drops them for coming
+    // in the clear (the action is sealed), blaming no hop.
+    let misrouter = Rogue {
+        name: "misrouter",
+        forged: 0,
+        misrouted: 16,
+        ..forged
+    };
+    let answer = misrouter.deliver(dir, &relay);
+    assert_eq!(answer["stored_parcels"], 16, "{answer}");
+    let relay_status = node_status(&dir.join("relay")).unwrap();
+    assert_eq!(relay_status["reports_rerouted"], 16, "{relay_status}");
     // Refused or not, every delivery got its answer.
     assert_eq!(relay_status["deliveries_unanswered"], 0, "{relay_status}");
     assert_eq!(
@@ -299,7 +315,8 @@ fn forged_and_unsolicited_reports_are_refused_and_the_sender_graylisted() {
     );
     assert_eq!(
         outcome["reports_dropped"],
-        serde_json::json!({"forged": 16, "unsolicited": 112, "graylisted_sender": 16 + 48}),
+        serde_json::json!({"forged": 16, "unsolicited": 112, "graylisted_sender": 16 + 48,
+                           "not_sealed": 16}),
         "{outcome}"
     );
     for rogue in [&forger, &flooder] {
@@ -349,6 +366,7 @@ struct Rogue<'a> {
     victim: &'a str,
     forged: usize,
     unsolicited: usize,
+    misrouted: usize,
 }
 
 impl Rogue<'_> {
@@ -358,7 +376,8 @@ impl Rogue<'_> {
             .args(["--deliver-to", address, "--console", self.console])
             .args(["--action", self.action, "--victim", self.victim])
             .args(["--forged", &self.forged.to_string()])
-            .args(["--unsolicited", &self.unsolicited.to_string(), "--data-dir"])
+            .args(["--unsolicited", &self.unsolicited.to_string()])
+            .args(["--misrouted", &self.misrouted.to_string(), "--data-dir"])
             .arg(dir.join(self.name))
             .output()
             .unwrap();

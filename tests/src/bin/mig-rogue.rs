@@ -6,11 +6,14 @@
 //!   stays connected a while so the test can look at how the mesh treated
 //!   it.
 //! * `mig-rogue --deliver-to ADDR --data-dir DIR --console PEER --action ID
-//!   --victim PEER [--forged N] [--unsolicited N]` dials ADDR and hands it
-//!   report deliveries on `/mig/reports/1`: N reports for the action that
-//!   claim to come from the victim agent (signed with the rogue's own key),
-//!   then N validly signed reports for actions nobody sent, 16 per batch.
-//!   Prints, as JSON, how many batches were stored and refused.
+//!   --victim PEER [--forged N] [--unsolicited N] [--misrouted N]` dials
+//!   ADDR and hands it report deliveries on `/mig/reports/1`: N reports for
+//!   the action that claim to come from the victim agent (signed with the
+//!   rogue's own key), then N validly signed reports for actions nobody
+//!   sent, then N validly signed reports of its own about the action whose
+//!   routing fields send them to another console, by addresses of the
+//!   rogue's choosing; 16 per batch, each batch of one kind. Prints, as
+//!   JSON, how many batches were stored and refused.
 
 use std::time::Duration;
 
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
             victim: value("--victim").context("--victim")?,
             forged: count("--forged")?,
             unsolicited: count("--unsolicited")?,
+            misrouted: count("--misrouted")?,
         });
     }
     let bootstrap = value("--bootstrap").context("--bootstrap")?;
@@ -107,6 +111,15 @@ mod deliver {
         pub victim: String,
         pub forged: usize,
         pub unsolicited: usize,
+        pub misrouted: usize,
+    }
+
+    /// What a rogue parcel is (batches hold one kind each).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Forged,
+        Unsolicited,
+        Misrouted,
     }
 
     const PER_BATCH: usize = 16;
@@ -159,7 +172,7 @@ mod deliver {
         let mut parcels = Vec::new();
         for _ in 0..plan.forged {
             parcels.push((
-                true,
+                Kind::Forged,
                 parcel(&plan, &keypair, plan.action, plan.victim.clone())?,
             ));
         }
@@ -167,9 +180,15 @@ mod deliver {
             let mut id = [0u8; 32];
             id[..8].copy_from_slice(&(index as u64 + 1).to_be_bytes());
             parcels.push((
-                false,
+                Kind::Unsolicited,
                 parcel(&plan, &keypair, ActionId(id), own_id.clone())?,
             ));
+        }
+        for _ in 0..plan.misrouted {
+            let mut misrouted = parcel(&plan, &keypair, plan.action, own_id.clone())?;
+            misrouted.console = PeerId::random().to_bytes();
+            misrouted.console_addresses = vec!["/ip4/192.0.2.1/tcp/9".into(); 4];
+            parcels.push((Kind::Misrouted, misrouted));
         }
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
@@ -202,12 +221,11 @@ mod deliver {
         let mut stored = 0u64;
         let mut refused = 0u64;
         let mut failed = 0u64;
-        let mut batches: Vec<Vec<(bool, Parcel)>> = Vec::new();
-        // Forged ones and unsolicited ones never share a batch.
-        for kind in [true, false] {
-            let of_kind: Vec<(bool, Parcel)> = parcels
+        let mut batches: Vec<Vec<(Kind, Parcel)>> = Vec::new();
+        for kind in [Kind::Forged, Kind::Unsolicited, Kind::Misrouted] {
+            let of_kind: Vec<(Kind, Parcel)> = parcels
                 .iter()
-                .filter(|(forged, _)| *forged == kind)
+                .filter(|(of, _)| *of == kind)
                 .cloned()
                 .collect();
             batches.extend(of_kind.chunks(PER_BATCH).map(<[_]>::to_vec));
