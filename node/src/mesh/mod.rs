@@ -1607,8 +1607,7 @@ impl Mesh {
             }
         });
         let limit = now - PARCEL_GRACE_SECONDS;
-        // A path lives as long as parcels for its action may still come.
-        self.paths.retain(|_, path| path.expire_after >= limit);
+        forget_expired_paths(&mut self.paths, limit);
         let expired: Vec<u64> = self
             .outbox
             .iter()
@@ -2691,6 +2690,14 @@ fn sent_by(store: &Store, console: bool, id: &ActionId) -> screening::Sent {
     }
 }
 
+/// Forgets the paths of actions that expired before `limit`: a path lives
+/// as long as parcels for its action may still come (`PARCEL_GRACE_SECONDS`
+/// after the expiry), and no longer, so a long-lived node does not keep one
+/// per action it ever saw.
+fn forget_expired_paths(paths: &mut HashMap<ActionId, ReversePath>, limit: i64) {
+    paths.retain(|_, path| path.expire_after >= limit);
+}
+
 /// An accepted action, as a hop passing its reports on knows it.
 struct ReversePath {
     /// The peer the action came from; reports go back that way.
@@ -3117,6 +3124,41 @@ mod tests {
             vec![3]
         );
         assert!(overdue(&in_flight, start + Duration::from_secs(70)).is_empty());
+    }
+
+    #[test]
+    fn a_path_is_forgotten_only_once_its_parcels_would_be() {
+        let action = |expireafter: i64, reply_to| {
+            let mut action = mig_proto::Action::from_json(EXAMPLE).unwrap();
+            action.reply_to = reply_to;
+            (ActionId([expireafter as u8; 32]), expireafter, action)
+        };
+        let console = PeerId::random();
+        let reply_to = mig_proto::ReplyTo {
+            peer_id: console.to_string(),
+            addresses: vec!["/ip4/192.0.2.7/tcp/4001".into()],
+            seal_key: None,
+        };
+        let mut paths = HashMap::new();
+        for (id, expire_after, action) in [
+            action(10, Some(reply_to.clone())),
+            action(20, None),
+            action(30, Some(reply_to)),
+        ] {
+            paths.insert(
+                id,
+                ReversePath::new(PeerId::random(), &action, expire_after),
+            );
+        }
+        let route = paths[&ActionId([10; 32])].route.clone().unwrap();
+        assert_eq!(route.console, console.to_bytes());
+        assert_eq!(route.expire_after, 10);
+        assert!(paths[&ActionId([20; 32])].route.is_none());
+
+        forget_expired_paths(&mut paths, 20);
+        let mut kept: Vec<u8> = paths.keys().map(|id| id.0[0]).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, [20, 30]);
     }
 
     #[test]
