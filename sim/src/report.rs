@@ -164,6 +164,9 @@ pub struct Traffic {
     /// Report parcels passed on towards a console.
     pub reports_forwarded_mean: f64,
     pub reports_forwarded_max: u64,
+    /// Reports passed on whose routing fields a hop set back to the
+    /// action's, all nodes together (none, in an honest fleet).
+    pub reports_rerouted: u64,
     /// Acks not sent because the result was ready first, all nodes
     /// together.
     pub acks_superseded: u64,
@@ -205,6 +208,7 @@ fn traffic(statuses: &[&Status]) -> Traffic {
         received_max: max(|status| status.bytes_received),
         reports_forwarded_mean: mean(|status| status.reports_forwarded),
         reports_forwarded_max: max(|status| status.reports_forwarded),
+        reports_rerouted: total(|status| status.reports_rerouted),
         acks_superseded: total(|status| status.acks_superseded),
         deliveries_failed: total(|status| status.deliveries_failed),
         answers_failed: total(|status| status.answers_failed.values().sum()),

@@ -100,6 +100,10 @@ fn fifty_agents_in_two_segments_behind_one_relay_answer_when_targeted() {
         report.relay_traffic
     );
     assert_eq!(report.agent_traffic.deliveries_failed, 0);
+    // Honest agents address their reports as the action says: no hop had
+    // to set a report's routing back to the action's.
+    assert_eq!(report.relay_traffic.reports_rerouted, 0);
+    assert_eq!(report.agent_traffic.reports_rerouted, 0);
     // Every agent holds a connection to the relay the console named in its
     // circuit addresses: reports go there directly, not through other
     // agents (along the gossip tree, agents passed on about one each here).
