@@ -88,7 +88,7 @@ impl Route {
 
 /// What the node knows about one parcel when it screens it.
 pub struct Known {
-    /// Addressed to this node.
+    /// Addressed to this node (by the route, where the node has one).
     pub for_me: bool,
     /// This node passed the action on, and where its reports go; `None`
     /// when it has no reverse path for it.
@@ -96,9 +96,10 @@ pub struct Known {
 }
 
 impl Known {
-    /// What a node that knows `routes` (by action) and is `local` knows
-    /// about `parcel`: its own route, where it has one, decides whether the
-    /// parcel is for this node, not the parcel's unsigned `console` field.
+    /// What node `local`, which looks up its routes by action with
+    /// `route`, knows about `parcel`: its own route, where it has one,
+    /// decides whether the parcel is for this node, not the parcel's
+    /// unsigned `console` field.
     pub fn of(parcel: &Parcel, local: &[u8], route: impl Fn(&ActionId) -> Option<Route>) -> Self {
         let route = <[u8; 32]>::try_from(parcel.action_id.as_slice())
             .ok()
