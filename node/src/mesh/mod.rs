@@ -1684,18 +1684,7 @@ impl Mesh {
                     self.count_dropped_reports(reason, count, peer);
                 }
                 self.status.reports_forwarded += forwarded;
-                if rerouted > 0 {
-                    let before = self.status.reports_rerouted;
-                    self.status.reports_rerouted += rerouted;
-                    // Logged at the 1st, 2nd, 4th... as dropped reports are.
-                    if before == 0 || before.ilog2() != self.status.reports_rerouted.ilog2() {
-                        tracing::warn!(
-                            from = %peer,
-                            count = self.status.reports_rerouted,
-                            "reports came with routing fields their action does not give; set back"
-                        );
-                    }
-                }
+                self.count_rerouted_reports(rerouted, peer);
                 tracing::debug!(from = %peer, mine = local.len(), forwarded, "reports received");
                 let mut handed_over = true;
                 for report in local {
@@ -2235,7 +2224,7 @@ impl Mesh {
             .entry(reason.to_owned())
             .or_default();
         *count += 1;
-        if count.is_power_of_two() {
+        if passes_a_power_of_two(*count - 1, *count) {
             tracing::warn!(reason, count = *count, last_from = %source, "rejected actions");
         }
     }
@@ -2423,8 +2412,22 @@ impl Mesh {
             .or_default();
         let before = *count;
         *count += dropped;
-        if before == 0 || before.ilog2() != count.ilog2() {
+        if passes_a_power_of_two(before, *count) {
             tracing::warn!(reason, count = *count, last_from = %source, "dropped reports");
+        }
+    }
+
+    /// Counts reports passed on whose routing fields were set back to
+    /// their action's; logged as dropped reports are.
+    fn count_rerouted_reports(&mut self, rerouted: u64, source: PeerId) {
+        let before = self.status.reports_rerouted;
+        self.status.reports_rerouted += rerouted;
+        if passes_a_power_of_two(before, self.status.reports_rerouted) {
+            tracing::warn!(
+                count = self.status.reports_rerouted,
+                last_from = %source,
+                "reports came with routing fields their action does not give; set back"
+            );
         }
     }
 
@@ -2688,6 +2691,13 @@ fn sent_by(store: &Store, console: bool, id: &ActionId) -> screening::Sent {
             screening::Sent::Unknown
         }
     }
+}
+
+/// Whether a count that went from `before` to `after` reached or passed a
+/// power of two (1, 2, 4, 8...): counters of hostile input are logged then,
+/// so a flood cannot flood the log, however many each step adds.
+fn passes_a_power_of_two(before: u64, after: u64) -> bool {
+    after > before && (before == 0 || before.ilog2() != after.ilog2())
 }
 
 /// Forgets the paths of actions that expired before `limit`: a path lives
@@ -3124,6 +3134,19 @@ mod tests {
             vec![3]
         );
         assert!(overdue(&in_flight, start + Duration::from_secs(70)).is_empty());
+    }
+
+    #[test]
+    fn counters_are_logged_when_they_reach_or_pass_a_power_of_two() {
+        let logged: Vec<u64> = (1..=9)
+            .filter(|count| passes_a_power_of_two(count - 1, *count))
+            .collect();
+        assert_eq!(logged, [1, 2, 4, 8]);
+        // Several at a time: logged when a power is passed, not only hit.
+        assert!(passes_a_power_of_two(0, 16));
+        assert!(passes_a_power_of_two(5, 9));
+        assert!(!passes_a_power_of_two(9, 15));
+        assert!(!passes_a_power_of_two(4, 4));
     }
 
     #[test]
