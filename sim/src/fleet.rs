@@ -343,7 +343,7 @@ impl Fleet {
             root,
         );
         let environment = Environment {
-            transport: Some(self.world.transport(segment)),
+            transport: Some(self.world.transport(segment, self.scenario.handshake)),
             attributes,
             module_pool: Some(self.pool.clone()),
             module_threads: Some(self.module_threads.clone()),
@@ -731,7 +731,11 @@ async fn launch_one(
         collect_for: Duration::from_secs_f64(scenario.collect_for_s),
         published: Some(tell_published),
         environment: Environment {
-            transport: Some(fleet.world.transport(console_segment)),
+            transport: Some(
+                fleet
+                    .world
+                    .transport(console_segment, fleet.scenario.handshake),
+            ),
             ..Environment::default()
         },
         expect_answers: Some(expected),

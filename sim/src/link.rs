@@ -1,5 +1,5 @@
-//! The simulated network: libp2p's in-memory transport (with the real
-//! Noise and Yamux on top), segments that reach each other only through
+//! The simulated network: libp2p's in-memory transport (with libp2p's
+//! plaintext handshake, or the real Noise, and Yamux on top), segments that reach each other only through
 //! the relays' segment, partitions that cut a segment off, and per-segment
 //! link shaping.
 //!
@@ -15,7 +15,8 @@
 //!   reliable stream loss shows up as delay, not as missing bytes.
 //!
 //! Each connection starts with a two-byte header, the dialer's segment, so
-//! both ends know the link they are on; then Noise and Yamux as on TCP.
+//! both ends know the link they are on; then the handshake and Yamux as
+//! on TCP.
 
 use std::collections::VecDeque;
 use std::io;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::core::transport::{MemoryTransport, Transport, upgrade::Version};
-use libp2p::{Multiaddr, multiaddr::Protocol, noise, yamux};
+use libp2p::{Multiaddr, multiaddr::Protocol, noise, plaintext, yamux};
 use mig_node::mesh::TransportFactory;
 use mig_node::mesh::traffic::Counted;
 use rand::rngs::StdRng;
@@ -60,6 +61,37 @@ pub struct Segment {
     pub profile: LinkProfile,
     cut: AtomicBool,
 }
+
+/// How two simulated nodes authenticate a link. Every node of a fleet
+/// shares the two cores, so each handshake and each encrypted frame is
+/// paid a thousand times over on one machine, where a real agent pays for
+/// its own links on its own host. The plaintext handshake still gives each
+/// side the other's peer id (they exchange public keys), which is all the
+/// node takes from a handshake; frames then travel unencrypted through
+/// memory (docs/decisions/0011).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Handshake {
+    /// libp2p's plaintext protocol: public keys exchanged, no encryption.
+    #[default]
+    Plaintext,
+    /// The real Noise XX handshake and encrypted frames, as on TCP.
+    Noise,
+}
+
+impl Handshake {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Plaintext => {
+                "libp2p's plaintext handshake (public keys exchanged, frames unencrypted; --handshake noise for the real Noise)"
+            }
+            Self::Noise => "the real Noise handshake and encryption",
+        }
+    }
+}
+
+/// A handshake not done by then fails the connection, as on TCP.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Who reaches whom. Index `relay_segment` is the relays' own segment.
 #[derive(Debug)]
@@ -145,13 +177,12 @@ impl World {
     }
 
     /// The transport of a node in `segment`: in-memory links, the segment
-    /// header, shaping, byte counting, then Noise and Yamux.
-    pub fn transport(self: &Arc<Self>, segment: usize) -> TransportFactory {
+    /// header, shaping, byte counting, then `handshake` and Yamux.
+    pub fn transport(self: &Arc<Self>, segment: usize, handshake: Handshake) -> TransportFactory {
         let world = self.clone();
         Arc::new(move |key, traffic| {
-            let noise = noise::Config::new(key)?;
             let world = world.clone();
-            Ok(MemoryTransport::default()
+            let links = MemoryTransport::default()
                 .and_then(move |mut stream, endpoint| {
                     let world = world.clone();
                     async move {
@@ -176,11 +207,20 @@ impl World {
                     }
                 })
                 .map(move |stream, _| Counted::new(stream, traffic.clone()))
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise)
-                .multiplex(yamux::Config::default())
-                .timeout(Duration::from_secs(20))
-                .boxed())
+                .upgrade(Version::V1Lazy);
+            // The two arms differ in type until boxed.
+            Ok(match handshake {
+                Handshake::Noise => links
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .timeout(HANDSHAKE_TIMEOUT)
+                    .boxed(),
+                Handshake::Plaintext => links
+                    .authenticate(plaintext::Config::new(key))
+                    .multiplex(yamux::Config::default())
+                    .timeout(HANDSHAKE_TIMEOUT)
+                    .boxed(),
+            })
         })
     }
 

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use mig_sim::link::LinkProfile;
+use mig_sim::link::{Handshake, LinkProfile};
 use mig_sim::report::RunReport;
 use mig_sim::scenario::{Churn, Partition, Scenario, SegmentSpec};
 
@@ -52,6 +52,10 @@ struct Cli {
     loss: Option<f64>,
     #[arg(long)]
     bandwidth_kbps: Option<f64>,
+    /// How nodes authenticate their links: libp2p's plaintext handshake
+    /// (the default, lighter) or the real Noise.
+    #[arg(long, value_enum)]
+    handshake: Option<Handshake>,
     /// `file` (the seed example's sweep over small trees) or `agentinfo`.
     #[arg(long)]
     module: Option<String>,
@@ -97,6 +101,9 @@ fn scenario_from(cli: &Cli) -> anyhow::Result<Scenario> {
     }
     if let Some(settle) = cli.settle_s {
         scenario.settle_s = settle;
+    }
+    if let Some(handshake) = cli.handshake {
+        scenario.handshake = handshake;
     }
     if let Some(seed) = cli.seed {
         scenario.seed = seed;

@@ -225,7 +225,7 @@ fn traffic(statuses: &[&Status]) -> Traffic {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub scenario: Scenario,
-    pub network_model: &'static str,
+    pub network_model: String,
     pub modules: String,
     pub formation_s: f64,
     pub wall_s: f64,
@@ -260,7 +260,8 @@ pub struct Inputs {
     pub wall: Duration,
 }
 
-pub const NETWORK_MODEL: &str = "libp2p in-memory transport with the real Noise and Yamux; segments reach each other only through the relays' segment; shaping on bytes into each node by its segment's profile: one-way latency, a FIFO at the bandwidth, loss as a retransmission delay of max(200 ms, 2 x latency) per lost chunk";
+/// The network as simulated, with `handshake` filled in.
+pub const NETWORK_MODEL: &str = "libp2p in-memory transport with {handshake} and the real Yamux; segments reach each other only through the relays' segment; shaping on bytes into each node by its segment's profile: one-way latency, a FIFO at the bandwidth, loss as a retransmission delay of max(200 ms, 2 x latency) per lost chunk";
 
 pub fn assemble(inputs: Inputs) -> RunReport {
     let agents: Vec<&Status> = inputs
@@ -277,7 +278,7 @@ pub fn assemble(inputs: Inputs) -> RunReport {
         ),
     };
     RunReport {
-        network_model: NETWORK_MODEL,
+        network_model: NETWORK_MODEL.replace("{handshake}", inputs.scenario.handshake.describe()),
         modules,
         formation_s: inputs.formation.as_secs_f64(),
         wall_s: inputs.wall.as_secs_f64(),

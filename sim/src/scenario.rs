@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::link::LinkProfile;
+use crate::link::{Handshake, LinkProfile};
 
 /// Largest fleet a scenario may ask for.
 pub const MAX_NODES: usize = 100_000;
@@ -27,6 +27,8 @@ pub struct Scenario {
     pub segments: Vec<SegmentSpec>,
     /// The relays' links.
     pub relay_link: LinkProfile,
+    /// How nodes authenticate their links.
+    pub handshake: Handshake,
     /// The segment the console sits in (by name); the relays' when empty.
     pub console_segment: String,
     /// Attribute distributions.
@@ -55,6 +57,7 @@ impl Default for Scenario {
             relays: 1,
             segments: Vec::new(),
             relay_link: LinkProfile::default(),
+            handshake: Handshake::default(),
             console_segment: String::new(),
             attributes: AttributeSpec::default(),
             action: ActionSpec::default(),
