@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 /// agent has spoken.
 const QUIET_AFTER_LAST_NEWCOMER: Duration = Duration::from_millis(1500);
 // An agent whose module runs long speaks first with its ack, which it
-// holds back for `ACK_HOLD` in case the result overtakes it; the console
+// makes only once the run has lasted `ACK_HOLD`; the console
 // must still be listening when that ack comes, after its journey home.
 const _: () = assert!(mesh::ACK_HOLD.as_millis() * 3 / 2 <= QUIET_AFTER_LAST_NEWCOMER.as_millis());
 /// How long to wait for a relay to grant a circuit reservation.
@@ -827,7 +827,7 @@ mod tests {
         let mut roster = Roster::default();
         let published = Instant::now();
         let long_ago = published - Duration::from_secs(60);
-        // A result that overtook its ack (held back, or lost) is the first
+        // A result without its ack (never made, or lost) is the first
         // word of a newcomer, as an ack or a refusal is.
         for (agent, body) in [
             ("a", result()),

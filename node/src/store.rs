@@ -466,8 +466,9 @@ impl Store {
         Ok(runs)
     }
 
-    /// Stores parcels this node passes on (no journal change), durably,
-    /// in one commit with those other threads bring meanwhile
+    /// Stores parcels that change no journal (passed on for others, or a
+    /// run's ack), durably, in one commit with those other threads bring
+    /// meanwhile
     /// (`group_commit`); returns their sequence numbers.
     pub fn outbox_put_passing_on(&self, parcels: Vec<Vec<u8>>) -> Result<Vec<u64>, StoreError> {
         self.passing_on

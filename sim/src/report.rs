@@ -167,8 +167,11 @@ pub struct Traffic {
     /// Reports passed on whose routing fields a hop set back to the
     /// action's, all nodes together (none, in an honest fleet).
     pub reports_rerouted: u64,
-    /// Acks not sent because the result was ready first, all nodes
+    /// Acks made (runs still going a moment after acceptance), all nodes
     /// together.
+    pub acks_sent: u64,
+    /// Acks made but not sent because the result was stored first, all
+    /// nodes together.
     pub acks_superseded: u64,
     /// Report deliveries to a next hop that failed, all nodes together.
     pub deliveries_failed: u64,
@@ -209,6 +212,7 @@ fn traffic(statuses: &[&Status]) -> Traffic {
         reports_forwarded_mean: mean(|status| status.reports_forwarded),
         reports_forwarded_max: max(|status| status.reports_forwarded),
         reports_rerouted: total(|status| status.reports_rerouted),
+        acks_sent: total(|status| status.acks_sent),
         acks_superseded: total(|status| status.acks_superseded),
         deliveries_failed: total(|status| status.deliveries_failed),
         answers_failed: total(|status| status.answers_failed.values().sum()),
@@ -351,11 +355,12 @@ impl RunReport {
             ),
         ]);
         table.add_row([
-            "reports forwarded per agent (mean, max); acks superseded by results".to_owned(),
+            "reports forwarded per agent (mean, max); acks sent, superseded by results".to_owned(),
             format!(
-                "{:.1}, {}; {}",
+                "{:.1}, {}; {}, {}",
                 self.agent_traffic.reports_forwarded_mean,
                 self.agent_traffic.reports_forwarded_max,
+                self.agent_traffic.acks_sent,
                 self.agent_traffic.acks_superseded
             ),
         ]);

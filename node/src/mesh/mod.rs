@@ -109,12 +109,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// request that never reached one would wait forever (it happened, with a
 /// connection the limits had denied).
 const DELIVERY_GIVE_UP: Duration = Duration::from_secs(70);
-/// An ack waits this long before it leaves: a run that is over by then
-/// sends its result alone (a result says everything an ack says), which
-/// halves what every hop carries for quick modules. An ack exists for the
-/// runs that take longer. Half a second sent a thousand simulated agents'
-/// acks ahead of results that came a moment later, and slowed the results
-/// (`mig-sim`); the console's moment of quiet must outlast it.
+/// A run still going this long after its action was accepted sends an
+/// ack: a run that is over by then sends its result alone (a result says
+/// everything an ack says), which halves what every hop carries for quick
+/// modules. An ack exists for the runs that take longer. Half a second
+/// sent a thousand simulated agents' acks ahead of results that came a
+/// moment later, and slowed the results (`mig-sim`); the console's moment
+/// of quiet must outlast it.
 pub const ACK_HOLD: Duration = Duration::from_millis(1000);
 /// How long a stopping node waits for the work it spawned.
 const TASKS_GRACE: Duration = Duration::from_secs(5);
@@ -251,7 +252,10 @@ pub struct Status {
     /// expiry) disagreed with the signed action and were set back to it:
     /// a hop before this one rewrote them, or the agent made them up.
     pub reports_rerouted: u64,
-    /// Acks not sent because the run's result was ready first.
+    /// Acks made: a run still going `ACK_HOLD` after it was accepted.
+    pub acks_sent: u64,
+    /// Acks not sent after all, because the run's result was stored
+    /// before they left.
     pub acks_superseded: u64,
     /// Report deliveries to a next hop that failed (and were retried).
     pub deliveries_failed: u64,
@@ -365,8 +369,8 @@ impl NodeHandle {
 enum Internal {
     Enqueue {
         parcels: Vec<(u64, Parcel)>,
-        /// An ack: held for `ACK_HOLD` in case its result overtakes it.
-        held: bool,
+        /// A run's ack (counted as sent).
+        ack: bool,
         /// A result: the outbox sequence of the ack it supersedes.
         supersedes: Option<u64>,
     },
@@ -1648,7 +1652,7 @@ impl Mesh {
         match work {
             Internal::Enqueue {
                 parcels,
-                held,
+                ack,
                 supersedes,
             } => {
                 // The store dropped the ack with the result's commit; if it
@@ -1659,11 +1663,12 @@ impl Mesh {
                     self.outbox.remove(&ack);
                     self.status.acks_superseded += 1;
                 }
+                if ack {
+                    self.status.acks_sent += 1;
+                }
                 let now = Instant::now();
-                let next_attempt = if held { now + ACK_HOLD } else { now };
                 for (sequence, parcel) in parcels {
-                    self.outbox
-                        .insert(sequence, Pending::new(parcel, next_attempt));
+                    self.outbox.insert(sequence, Pending::new(parcel, now));
                 }
                 self.flush_outbox();
             }
@@ -1907,7 +1912,14 @@ impl Mesh {
                         let parcel = reply
                             .ok()
                             .and_then(|reply| reply.parcel(ReportBody::Result(Box::new(result))));
-                        enqueue(&store, &sender, parcel.into_iter().collect(), journal).await;
+                        enqueue(
+                            &store,
+                            &sender,
+                            parcel.into_iter().collect(),
+                            journal,
+                            false,
+                        )
+                        .await;
                     });
                 }
             }
@@ -2007,31 +2019,44 @@ impl Mesh {
                     &sender,
                     refused.into_iter().collect(),
                     Journal::Unchanged,
+                    false,
                 )
                 .await;
                 return;
             }
-            // The run is journalled with its ack in one commit, so a crash
-            // is noticed at restart (a resumed run has its entry from
-            // before). The module starts while that commit is written: it
-            // only reads, and its result is stored after the entry, so a
-            // crash before the entry lands leaves no trace of the run, as
-            // before. In a busy simulated fleet of a thousand, acceptance
-            // to the end of that commit (the key agreement above, signing
-            // the ack, the commit, and the waits between) took half a
-            // second at the median, and every run used to wait for it.
+            // The run is journalled, so a crash is noticed at restart (a
+            // resumed run has its entry from before). The module starts
+            // while that commit is written: it only reads, and its result
+            // is stored after the entry, so a crash before the entry lands
+            // leaves no trace of the run, as before. In a busy simulated
+            // fleet of a thousand, acceptance to the end of that commit
+            // took half a second at the median, and every run used to
+            // wait for it.
             let journal = async {
                 let started = started?;
-                let ack = parcel(ReportBody::Ack).into_iter().collect();
-                let sequences = enqueue(&store, &sender, ack, started).await;
-                if sequences.is_none() {
+                let stored = enqueue(&store, &sender, Vec::new(), started, false).await;
+                if stored.is_none() {
                     tracing::error!(action = %id, "cannot journal the run; running it anyway");
                 }
+                stored
+            };
+            // An ack only for a run that outlasts the hold: a result says
+            // all an ack says. Made then, not at acceptance, so a quick
+            // run never signs, seals and stores one, and agents spreading
+            // an action do not (the hold used to be kept in the outbox).
+            let ack = async {
+                let ack = parcel(ReportBody::Ack).into_iter().collect();
+                let sequences = enqueue(&store, &sender, ack, Journal::Unchanged, true).await;
                 sequences?.first().copied()
             };
             let finished = stop.clone();
-            let (ack_sequence, result) =
-                tokio::join!(journal, runtime.run_action(action.id, &action.action, stop));
+            let run = with_ack_after(
+                runtime.run_action(action.id, &action.action, stop),
+                ACK_HOLD,
+                ack,
+            );
+            let (_, (ack_sequence, result)) = tokio::join!(journal, run);
+            let ack_sequence = ack_sequence.flatten();
             // Done: the token only marks the entry for removal now.
             finished.cancel();
             if shutdown.is_cancelled() {
@@ -2050,7 +2075,7 @@ impl Mesh {
                 ack: ack_sequence,
             };
             let result = parcel(ReportBody::Result(Box::new(result)));
-            enqueue(&store, &sender, result.into_iter().collect(), ended).await;
+            enqueue(&store, &sender, result.into_iter().collect(), ended, false).await;
             if let Some(found) = finished_found {
                 outcomes::lock(&remembered).record(id, found);
             }
@@ -2129,7 +2154,7 @@ impl Mesh {
                         Some(parcels) => {
                             let enqueue = Internal::Enqueue {
                                 parcels,
-                                held: false,
+                                ack: false,
                                 supersedes: None,
                             };
                             sender.send(enqueue).await.is_ok()
@@ -2568,20 +2593,38 @@ impl Mesh {
     }
 }
 
+/// Awaits `run`; if it is still going after `hold`, awaits `ack` too,
+/// while the run goes on. What `ack` gave, if it was needed, and the
+/// run's outcome.
+async fn with_ack_after<R, A>(
+    run: impl Future<Output = R>,
+    hold: Duration,
+    ack: impl Future<Output = A>,
+) -> (Option<A>, R) {
+    let mut run = std::pin::pin!(run);
+    tokio::select! {
+        biased;
+        outcome = &mut run => (None, outcome),
+        () = tokio::time::sleep(hold) => {
+            let (acked, outcome) = tokio::join!(ack, run);
+            (Some(acked), outcome)
+        }
+    }
+}
+
 /// Stores parcels in the outbox (with the journal change that goes with
 /// them, in one commit), then hands them to the swarm task. Their outbox
-/// sequences once they are durable. The parcels that start a run are its
-/// ack, held back a little; those that end it, its result.
+/// sequences once they are durable. `ack`: the parcel is a run's ack.
 async fn enqueue(
     store: &Arc<Store>,
     sender: &mpsc::Sender<Internal>,
     parcels: Vec<Parcel>,
     journal: Journal,
+    ack: bool,
 ) -> Option<Vec<u64>> {
     if parcels.is_empty() && journal == Journal::Unchanged {
         return Some(Vec::new());
     }
-    let held = matches!(journal, Journal::Started { .. });
     let supersedes = match journal {
         Journal::Ended { ack, .. } => ack,
         _ => None,
@@ -2593,7 +2636,7 @@ async fn enqueue(
     let sequences = parcels.iter().map(|(sequence, _)| *sequence).collect();
     let enqueue = Internal::Enqueue {
         parcels,
-        held,
+        ack,
         supersedes,
     };
     sender.send(enqueue).await.ok().map(|()| sequences)
@@ -2601,8 +2644,9 @@ async fn enqueue(
 
 /// Stores parcels durably, with `journal` in the same commit (blocking);
 /// each with its outbox sequence, or `None` if the store failed (logged).
-/// Parcels passed on for others (no journal change) share a commit with
-/// other deliveries stored at the same moment (`Store::outbox_put_passing_on`).
+/// Parcels that change no journal (passed on for others, acks) share a
+/// commit with others stored at the same moment
+/// (`Store::outbox_put_passing_on`).
 fn put_in_outbox(
     store: &Store,
     parcels: Vec<Parcel>,
@@ -2619,8 +2663,8 @@ fn put_in_outbox(
             bytes
         })
         .collect();
-    // Parcels passed on for others change no journal: they go in with
-    // whatever other deliveries are being stored at the same moment.
+    // Parcels that change no journal go in with whatever others are being
+    // stored at the same moment.
     let stored = if journal == Journal::Unchanged {
         store.outbox_put_passing_on(encoded)
     } else {
@@ -3225,6 +3269,36 @@ mod tests {
             store.action_wires(&[action.id.0.to_vec()]).unwrap(),
             vec![wire]
         );
+    }
+
+    /// A run over within the hold sends no ack; one still going sends it
+    /// when the hold ends, and the run is not held up by it.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_run_that_outlasts_the_hold_acks() {
+        let hold = Duration::from_secs(1);
+        let started = tokio::time::Instant::now();
+        let quick = tokio::time::sleep(hold / 2);
+        let (acked, ()) = with_ack_after(quick, hold, async { started.elapsed() }).await;
+        assert_eq!(acked, None);
+        assert_eq!(started.elapsed(), hold / 2);
+
+        let started = tokio::time::Instant::now();
+        // Two steps: a run left unpolled while its ack is stored would
+        // take its second step late.
+        let long = async {
+            tokio::time::sleep(hold * 3 / 2).await;
+            tokio::time::sleep(hold).await;
+            started.elapsed()
+        };
+        let ack = async {
+            let at = started.elapsed();
+            // Storing the ack takes a while; the run goes on meanwhile.
+            tokio::time::sleep(hold).await;
+            at
+        };
+        let (acked, done) = with_ack_after(long, hold, ack).await;
+        assert_eq!(acked, Some(hold));
+        assert_eq!(done, hold * 5 / 2);
     }
 
     /// The console runs one node after another on the same store (the
