@@ -1292,7 +1292,7 @@ impl Mesh {
                         && (self.role == Role::Console
                             || self.swarm.connected_peers().count() < TARGET_LINKS)
                     {
-                        self.dial_lan_peer(peer, address);
+                        self.dial_peer(peer, vec![address]);
                     }
                 }
             }
@@ -1444,13 +1444,15 @@ impl Mesh {
             if self.swarm.connected_peers().count() + self.dialing.len() >= TARGET_LINKS {
                 break;
             }
-            self.dial_lan_peer(peer, address);
+            self.dial_peer(peer, vec![address]);
         }
     }
 
-    fn dial_lan_peer(&mut self, peer: PeerId, address: Multiaddr) {
+    /// Dials `peer` at `addresses`, remembering the dial until it ends
+    /// so that no other dial to it starts meanwhile.
+    fn dial_peer(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
         let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-            .addresses(vec![address])
+            .addresses(addresses)
             .build();
         if self.swarm.dial(options).is_ok() {
             self.dialing.insert(peer);
@@ -1554,12 +1556,7 @@ impl Mesh {
             if addresses.is_empty() {
                 continue;
             }
-            let options = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-                .addresses(addresses)
-                .build();
-            if self.swarm.dial(options).is_ok() {
-                self.dialing.insert(peer);
-            }
+            self.dial_peer(peer, addresses);
         }
     }
 
