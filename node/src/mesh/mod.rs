@@ -2762,13 +2762,10 @@ struct ReversePath {
 
 impl ReversePath {
     fn new(previous: PeerId, action: &mig_proto::Action, expire_after: i64) -> Self {
-        let route = action.reply_to.as_ref().and_then(|reply_to| {
-            Some(screening::Route {
-                console: reply_to.peer_id.parse::<PeerId>().ok()?.to_bytes(),
-                console_addresses: reply_to.addresses.clone(),
-                expire_after,
-            })
-        });
+        let route = action
+            .reply_to
+            .as_ref()
+            .and_then(|reply_to| screening::Route::new(reply_to, expire_after).ok());
         Self {
             previous,
             route,
@@ -2785,9 +2782,8 @@ struct Reply {
     agent: String,
     attributes: mig_proto::AgentAttributes,
     action_id: ActionId,
-    console: PeerId,
-    reply_to: mig_proto::ReplyTo,
-    expire_after: i64,
+    /// The routing fields of every parcel.
+    route: screening::Route,
     sealer: Option<mig_proto::seal::Sealer>,
 }
 
@@ -2802,9 +2798,7 @@ impl Reply {
         reply_to: mig_proto::ReplyTo,
         expire_after: i64,
     ) -> Result<Self, String> {
-        let console = reply_to
-            .peer_id
-            .parse::<PeerId>()
+        let route = screening::Route::new(&reply_to, expire_after)
             .map_err(|error| format!("reply_to: {error}"))?;
         let sealer = reply_to
             .seal_key
@@ -2817,9 +2811,7 @@ impl Reply {
             agent: agent.to_string(),
             attributes,
             action_id,
-            console,
-            reply_to,
-            expire_after,
+            route,
             sealer,
         })
     }
@@ -2834,10 +2826,10 @@ impl Reply {
         };
         let envelope = report.envelope(self.sealer.as_ref()).ok()?;
         Some(Parcel {
-            console: self.console.to_bytes(),
-            console_addresses: self.reply_to.addresses.clone(),
+            console: self.route.console.clone(),
+            console_addresses: self.route.console_addresses.clone(),
             action_id: self.action_id.0.to_vec(),
-            expire_after: self.expire_after,
+            expire_after: self.route.expire_after,
             report: reports::sign(&envelope, &self.keypair).ok()?,
         })
     }

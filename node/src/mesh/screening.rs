@@ -72,6 +72,20 @@ pub struct Route {
 }
 
 impl Route {
+    /// The route `reply_to` gives the reports on an action that expires at
+    /// `expire_after`: what agents address their parcels with, and what
+    /// hops set them back to, from this one place so the two agree.
+    pub fn new(
+        reply_to: &mig_proto::ReplyTo,
+        expire_after: i64,
+    ) -> Result<Self, libp2p::identity::ParseError> {
+        Ok(Self {
+            console: reply_to.peer_id.parse::<libp2p::PeerId>()?.to_bytes(),
+            console_addresses: reply_to.addresses.clone(),
+            expire_after,
+        })
+    }
+
     /// Sets `parcel`'s routing fields to this route; true if any differed.
     fn impose(&self, parcel: &mut Parcel) -> bool {
         let differed = parcel.console != self.console
