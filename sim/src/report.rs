@@ -9,6 +9,7 @@ use mig_node::mesh::Status;
 use mig_proto::ActionId;
 use serde::Serialize;
 
+use crate::link::Handshake;
 use crate::scenario::Scenario;
 
 /// The node's gossip mesh degree (gossipsub's `mesh_n`) and heartbeat.
@@ -264,8 +265,13 @@ pub struct Inputs {
     pub wall: Duration,
 }
 
-/// The network as simulated, with `handshake` filled in.
-pub const NETWORK_MODEL: &str = "libp2p in-memory transport with {handshake} and the real Yamux; segments reach each other only through the relays' segment; shaping on bytes into each node by its segment's profile: one-way latency, a FIFO at the bandwidth, loss as a retransmission delay of max(200 ms, 2 x latency) per lost chunk";
+/// The network as simulated, links authenticated by `handshake`.
+pub fn network_model(handshake: Handshake) -> String {
+    format!(
+        "libp2p in-memory transport with {} and the real Yamux; segments reach each other only through the relays' segment; shaping on bytes into each node by its segment's profile: one-way latency, a FIFO at the bandwidth, loss as a retransmission delay of max(200 ms, 2 x latency) per lost chunk",
+        handshake.describe()
+    )
+}
 
 pub fn assemble(inputs: Inputs) -> RunReport {
     let agents: Vec<&Status> = inputs
@@ -282,7 +288,7 @@ pub fn assemble(inputs: Inputs) -> RunReport {
         ),
     };
     RunReport {
-        network_model: NETWORK_MODEL.replace("{handshake}", inputs.scenario.handshake.describe()),
+        network_model: network_model(inputs.scenario.handshake),
         modules,
         formation_s: inputs.formation.as_secs_f64(),
         wall_s: inputs.wall.as_secs_f64(),
