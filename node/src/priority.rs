@@ -50,23 +50,31 @@ mod imp {
         Ok(())
     }
 
+    /// The calling thread's niceness.
+    #[cfg(test)]
+    pub(crate) fn current_niceness() -> i32 {
+        // SAFETY: as above.
+        let thread_id = unsafe { libc::gettid() } as libc::id_t;
+        // SAFETY: getpriority takes two integers.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, thread_id) }
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
         fn a_lowered_thread_reports_the_lowest_niceness() {
             std::thread::spawn(|| {
                 super::lower_current_thread().unwrap();
-                // SAFETY: as above.
-                let thread_id = unsafe { libc::gettid() } as libc::id_t;
-                // SAFETY: getpriority takes two integers.
-                let niceness = unsafe { libc::getpriority(libc::PRIO_PROCESS, thread_id) };
-                assert_eq!(niceness, super::MODULE_NICENESS);
+                assert_eq!(super::current_niceness(), super::MODULE_NICENESS);
             })
             .join()
             .unwrap();
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) use imp::current_niceness;
 
 #[cfg(not(target_os = "linux"))]
 mod imp {

@@ -253,6 +253,33 @@ impl Runtime {
         result
     }
 
+    /// Does `work` where module runs happen, at their priority: an
+    /// action's own work (the key agreement for its reports, sealing and
+    /// signing its result) waits behind the host's, as its modules do,
+    /// while the node's duties to the mesh (checking and passing actions
+    /// on) keep their priority. `None` if the thread could not start or
+    /// `work` panicked.
+    pub async fn at_run_priority<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (sender, receiver) = oneshot::channel();
+        let job = move || {
+            let _ = crate::priority::lower_current_thread();
+            let _ = sender.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
+        };
+        if let Some(threads) = &self.module_threads {
+            threads.run(Box::new(job));
+        } else if let Err(error) = std::thread::Builder::new()
+            .name("mig-report".into())
+            .spawn(job)
+        {
+            tracing::error!(%error, "cannot start a thread for an action's reports");
+            return None;
+        }
+        receiver.await.ok()?.ok()
+    }
+
     async fn run_operation(
         &self,
         module: &'static dyn modules::Module,
@@ -587,6 +614,44 @@ mod tests {
             assert_eq!(result.operations[2].elements, json!("shared-module-0"));
         }
         assert_eq!(COUNTED_AT_ONCE.load(Ordering::SeqCst), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_actions_own_work_runs_at_the_module_priority() {
+        let work = || {
+            (
+                std::thread::current().name().map(str::to_owned),
+                crate::priority::current_niceness(),
+            )
+        };
+        let own = runtime().at_run_priority(work).await;
+        assert_eq!(
+            own,
+            Some((
+                Some("mig-report".to_owned()),
+                crate::priority::MODULE_NICENESS
+            ))
+        );
+        let threads = Arc::new(ModuleThreads::new(1, "shared-module").unwrap());
+        let config = RuntimeConfig {
+            module_threads: Some(threads),
+            ..RuntimeConfig::default()
+        };
+        let sharing = Runtime::new(config, AgentAttributes::default(), None).unwrap();
+        assert_eq!(
+            sharing.at_run_priority(work).await,
+            Some((
+                Some("shared-module-0".to_owned()),
+                crate::priority::MODULE_NICENESS
+            ))
+        );
+        // A panic is the work's own: no answer, and the thread goes on.
+        assert_eq!(
+            sharing.at_run_priority(|| panic!("deliberate")).await,
+            None::<()>
+        );
+        assert!(sharing.at_run_priority(work).await.is_some());
     }
 
     #[tokio::test]

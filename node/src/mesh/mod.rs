@@ -109,13 +109,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// request that never reached one would wait forever (it happened, with a
 /// connection the limits had denied).
 const DELIVERY_GIVE_UP: Duration = Duration::from_secs(70);
-/// A run still going this long after its action was accepted sends an
-/// ack: a run that is over by then sends its result alone (a result says
+/// A run still going this long after it could report sends an ack: a
+/// run that is over by then sends its result alone (a result says
 /// everything an ack says), which halves what every hop carries for quick
-/// modules. An ack exists for the runs that take longer. Half a second
-/// sent a thousand simulated agents' acks ahead of results that came a
-/// moment later, and slowed the results (`mig-sim`); the console's moment
-/// of quiet must outlast it.
+/// modules. An ack exists for the runs that take longer. The hold starts
+/// once the key agreement for the action's reports is done, at the run's
+/// priority (`Runtime::at_run_priority`): right after acceptance on a
+/// host with a moment to spare, later on one busy with its own work or
+/// with spreading actions, whose runs are late for that reason alone.
+/// Half a second sent a thousand simulated agents' acks ahead of results
+/// that came a moment later, and slowed the results (`mig-sim`); the
+/// console's moment of quiet must outlast it.
 pub const ACK_HOLD: Duration = Duration::from_millis(1000);
 /// How long a stopping node waits for the work it spawned.
 const TASKS_GRACE: Duration = Duration::from_secs(5);
@@ -1997,11 +2001,23 @@ impl Mesh {
         };
         self.tasks.spawn(async move {
             let id = action.id;
-            // Made here, off the swarm task: a key agreement per action.
-            let reply = match Reply::new(keypair, &agent, attributes, id, reply_to, expire_after) {
-                Ok(reply) => reply,
-                Err(error) => {
+            // A key agreement per action, made off the swarm task and at
+            // the run's priority: in a busy mesh it waits behind the
+            // spreading of actions, as the run does.
+            let made = runtime
+                .at_run_priority(move || {
+                    Reply::new(keypair, &agent, attributes, id, reply_to, expire_after)
+                })
+                .await;
+            let reply = match made {
+                Some(Ok(reply)) => Arc::new(reply),
+                Some(Err(error)) => {
                     tracing::error!(action = %id, %error, "cannot report on this action; not running it");
+                    stop.cancel();
+                    return;
+                }
+                None => {
+                    tracing::error!(action = %id, "cannot make this action's reports; not running it");
                     stop.cancel();
                     return;
                 }
@@ -2071,7 +2087,15 @@ impl Mesh {
                 outcome: finished_found.map(|found| (found, until)),
                 ack: ack_sequence,
             };
-            let result = parcel(ReportBody::Result(Box::new(result)));
+            // Encoded, deflated, sealed and signed at the run's priority too.
+            let sealing = reply.clone();
+            let result = runtime
+                .at_run_priority(move || sealing.parcel(ReportBody::Result(Box::new(result))))
+                .await
+                .flatten();
+            if result.is_none() {
+                tracing::error!(action = %id, "cannot make this action's result into a report");
+            }
             enqueue(&store, &sender, result.into_iter().collect(), ended, false).await;
             if let Some(found) = finished_found {
                 outcomes::lock(&remembered).record(id, found);
