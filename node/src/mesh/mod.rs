@@ -256,7 +256,7 @@ pub struct Status {
     /// expiry) disagreed with the signed action and were set back to it:
     /// a hop before this one rewrote them, or the agent made them up.
     pub reports_rerouted: u64,
-    /// Acks made: a run still going `ACK_HOLD` after it was accepted.
+    /// Acks made: a run still going `ACK_HOLD` after it could report.
     pub acks_sent: u64,
     /// Acks not sent after all, because the run's result was stored
     /// before they left.
@@ -1894,14 +1894,9 @@ impl Mesh {
                         started_at: now,
                         finished_at: now,
                     };
-                    let reply = Reply::new(
-                        self.keypair.clone(),
-                        self.swarm.local_peer_id(),
-                        runtime.attributes().clone(),
-                        signed.id(),
-                        reply_to,
-                        expire_after,
-                    );
+                    let keypair = self.keypair.clone();
+                    let agent = *self.swarm.local_peer_id();
+                    let action_id = signed.id();
                     let store = self.store.clone();
                     let sender = self.internal_sender.clone();
                     let journal = Journal::Ended {
@@ -1910,9 +1905,24 @@ impl Mesh {
                         ack: None,
                     };
                     self.tasks.spawn(async move {
-                        let parcel = reply
-                            .ok()
-                            .and_then(|reply| reply.parcel(ReportBody::Result(Box::new(result))));
+                        let attributes = runtime.attributes().clone();
+                        let parcel = runtime
+                            .at_run_priority(move || {
+                                Reply::new(
+                                    keypair,
+                                    &agent,
+                                    attributes,
+                                    action_id,
+                                    reply_to,
+                                    expire_after,
+                                )
+                                .ok()
+                                .and_then(|reply| {
+                                    reply.parcel(ReportBody::Result(Box::new(result)))
+                                })
+                            })
+                            .await
+                            .flatten();
                         enqueue(
                             &store,
                             &sender,
@@ -3369,6 +3379,76 @@ mod tests {
             let reopened = Store::open(dir.path());
             assert!(reopened.is_ok(), "{:?}", reopened.err());
         }
+    }
+
+    /// A run interrupted by a restart, whose action was cancelled while
+    /// the agent was down, is not run again: the agent reports it
+    /// cancelled, sealed to the console and signed, and ends the run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_cancelled_while_the_agent_was_down_is_reported_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let console = mig_proto::seal::SealSecret::generate().unwrap();
+        let (config, wire, expire_after) = signed_example_replying_to(
+            dir.path(),
+            Some(mig_proto::ReplyTo {
+                peer_id: PeerId::random().to_string(),
+                addresses: Vec::new(),
+                seal_key: Some(console.public().to_string()),
+            }),
+        );
+        let id = SignedAction::from_wire(&wire).unwrap().id();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut record = Vec::new();
+            ciborium::into_writer(
+                &RunRecord {
+                    wire: wire.clone(),
+                    previous: PeerId::random().to_bytes(),
+                },
+                &mut record,
+            )
+            .unwrap();
+            store
+                .journal(Journal::Started {
+                    id: id.0.to_vec(),
+                    record,
+                    seen: Seen {
+                        expire_after,
+                        wire: wire.clone(),
+                    },
+                })
+                .unwrap();
+            store.remember_cancel(&id.0, expire_after).unwrap();
+        }
+        let keypair = Keypair::generate_ed25519();
+        let agent = keypair.public().to_peer_id().to_string();
+        let shutdown = CancellationToken::new();
+        let (node, task) = start(config, Role::Agent, keypair, shutdown.clone())
+            .await
+            .unwrap();
+        // The report is stored (then offered to a console nobody can reach).
+        let mut stored = None;
+        for _ in 0..100 {
+            stored = node.store.outbox_all().unwrap().into_iter().next();
+            if stored.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, bytes) = stored.expect("a report for the interrupted run");
+        assert!(node.store.interrupted_runs().unwrap().is_empty());
+        shutdown.cancel();
+        drop(node);
+        task.await.unwrap();
+        let parcel: Parcel = ciborium::de::from_reader(bytes.as_slice()).unwrap();
+        let envelope = reports::verify(&parcel.report).unwrap();
+        let report = envelope.open(Some(&console)).unwrap();
+        assert_eq!(report.agent, agent);
+        let ReportBody::Result(result) = report.body else {
+            panic!("a result, not {:?}", report.body);
+        };
+        assert_eq!(result.status, mig_proto::AgentStatus::Cancelled);
+        assert!(result.operations.is_empty(), "nothing ran");
     }
 
     #[test]
