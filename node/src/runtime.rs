@@ -74,6 +74,9 @@ pub struct Runtime {
     attributes: Arc<AgentAttributes>,
     pool: Arc<rayon::ThreadPool>,
     module_threads: Option<Arc<ModuleThreads>>,
+    /// Where an action's own work other than its modules runs: the shared
+    /// module threads, or a thread of this runtime's own.
+    own_work: Arc<ModuleThreads>,
     slots: Arc<Semaphore>,
     started: SystemTime,
 }
@@ -102,6 +105,13 @@ impl Runtime {
                     .map_err(|error| RuntimeError::Pool(error.to_string()))?,
             ),
         };
+        let own_work = match &config.module_threads {
+            Some(threads) => threads.clone(),
+            None => Arc::new(
+                ModuleThreads::new(1, "mig-report")
+                    .map_err(|error| RuntimeError::Pool(error.to_string()))?,
+            ),
+        };
         Ok(Self {
             modules: modules::registry(),
             root: config.root,
@@ -109,6 +119,7 @@ impl Runtime {
             attributes: Arc::new(attributes),
             pool,
             module_threads: config.module_threads,
+            own_work,
             slots: Arc::new(Semaphore::new(config.max_concurrent_actions.max(1))),
             started: SystemTime::now(),
         })
@@ -257,26 +268,19 @@ impl Runtime {
     /// action's own work (the key agreement for its reports, sealing and
     /// signing its result) waits behind the host's, as its modules do,
     /// while the node's duties to the mesh (checking and passing actions
-    /// on) keep their priority. `None` if the thread could not start or
-    /// `work` panicked.
+    /// on) keep their priority. One thread of the runtime's own does it
+    /// (the simulator's shared module threads there), in turn, so an
+    /// agent catching up on a thousand actions at once starts no thousand
+    /// threads. `None` if `work` panicked.
     pub async fn at_run_priority<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let (sender, receiver) = oneshot::channel();
-        let job = move || {
+        self.own_work.run(Box::new(move || {
             let _ = crate::priority::lower_current_thread();
             let _ = sender.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
-        };
-        if let Some(threads) = &self.module_threads {
-            threads.run(Box::new(job));
-        } else if let Err(error) = std::thread::Builder::new()
-            .name("mig-report".into())
-            .spawn(job)
-        {
-            tracing::error!(%error, "cannot start a thread for an action's reports");
-            return None;
-        }
+        }));
         receiver.await.ok()?.ok()
     }
 
@@ -367,7 +371,8 @@ pub fn module_pool(
 }
 
 /// A few threads, at the lowest priority, that the module runs of many
-/// runtimes take turns on (the simulator's fleet). Niceness is per thread
+/// runtimes take turns on (the simulator's fleet); and a runtime's one
+/// thread for its actions' other work (`Runtime::at_run_priority`). Niceness is per thread
 /// and the scheduler adds up the weights of runnable threads: a thousand
 /// simulated agents, each with a module thread of its own at nice 19,
 /// together outweighed the nodes' workers and slowed the spread of the
@@ -629,7 +634,7 @@ mod tests {
         assert_eq!(
             own,
             Some((
-                Some("mig-report".to_owned()),
+                Some("mig-report-0".to_owned()),
                 crate::priority::MODULE_NICENESS
             ))
         );
