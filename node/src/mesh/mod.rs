@@ -3331,39 +3331,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stopped_node_has_let_go_of_its_store() {
         let dir = tempfile::tempdir().unwrap();
-        let console = mig_proto::seal::SealSecret::generate().unwrap();
-        let (config, wire, expire_after) = signed_example_replying_to(
-            dir.path(),
-            Some(mig_proto::ReplyTo {
-                peer_id: PeerId::random().to_string(),
-                addresses: Vec::new(),
-                seal_key: Some(console.public().to_string()),
-            }),
-        );
-        let id = SignedAction::from_wire(&wire).unwrap().id();
+        let (_console, config, wire, expire_after) = sealed_example(dir.path());
         for _ in 0..3 {
-            {
-                let store = Store::open(dir.path()).unwrap();
-                let mut record = Vec::new();
-                ciborium::into_writer(
-                    &RunRecord {
-                        wire: wire.clone(),
-                        previous: PeerId::random().to_bytes(),
-                    },
-                    &mut record,
-                )
-                .unwrap();
-                store
-                    .journal(Journal::Started {
-                        id: id.0.to_vec(),
-                        record,
-                        seen: Seen {
-                            expire_after,
-                            wire: wire.clone(),
-                        },
-                    })
-                    .unwrap();
-            }
+            journal_interrupted_run(&Store::open(dir.path()).unwrap(), &wire, expire_after);
             let shutdown = CancellationToken::new();
             let (node, task) = start(
                 config.clone(),
@@ -3381,43 +3351,59 @@ mod tests {
         }
     }
 
-    /// A run interrupted by a restart, whose action was cancelled while
-    /// the agent was down, is not run again: the agent reports it
-    /// cancelled, sealed to the console and signed, and ends the run.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_run_cancelled_while_the_agent_was_down_is_reported_not_run() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A configuration, and an action that replies to a console nobody
+    /// can reach, sealed to the console's key, which is returned first.
+    fn sealed_example(
+        dir: &std::path::Path,
+    ) -> (mig_proto::seal::SealSecret, NodeConfig, Vec<u8>, i64) {
         let console = mig_proto::seal::SealSecret::generate().unwrap();
         let (config, wire, expire_after) = signed_example_replying_to(
-            dir.path(),
+            dir,
             Some(mig_proto::ReplyTo {
                 peer_id: PeerId::random().to_string(),
                 addresses: Vec::new(),
                 seal_key: Some(console.public().to_string()),
             }),
         );
+        (console, config, wire, expire_after)
+    }
+
+    /// Journals a run of the action `wire` as started and never ended, as
+    /// a crash leaves it.
+    fn journal_interrupted_run(store: &Store, wire: &[u8], expire_after: i64) {
+        let mut record = Vec::new();
+        ciborium::into_writer(
+            &RunRecord {
+                wire: wire.to_vec(),
+                previous: PeerId::random().to_bytes(),
+            },
+            &mut record,
+        )
+        .unwrap();
+        let id = SignedAction::from_wire(wire).unwrap().id();
+        store
+            .journal(Journal::Started {
+                id: id.0.to_vec(),
+                record,
+                seen: Seen {
+                    expire_after,
+                    wire: wire.to_vec(),
+                },
+            })
+            .unwrap();
+    }
+
+    /// A run interrupted by a restart, whose action was cancelled while
+    /// the agent was down, is not run again: the agent reports it
+    /// cancelled, sealed to the console and signed, and ends the run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_cancelled_while_the_agent_was_down_is_reported_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (console, config, wire, expire_after) = sealed_example(dir.path());
         let id = SignedAction::from_wire(&wire).unwrap().id();
         {
             let store = Store::open(dir.path()).unwrap();
-            let mut record = Vec::new();
-            ciborium::into_writer(
-                &RunRecord {
-                    wire: wire.clone(),
-                    previous: PeerId::random().to_bytes(),
-                },
-                &mut record,
-            )
-            .unwrap();
-            store
-                .journal(Journal::Started {
-                    id: id.0.to_vec(),
-                    record,
-                    seen: Seen {
-                        expire_after,
-                        wire: wire.clone(),
-                    },
-                })
-                .unwrap();
+            journal_interrupted_run(&store, &wire, expire_after);
             store.remember_cancel(&id.0, expire_after).unwrap();
         }
         let keypair = Keypair::generate_ed25519();
