@@ -276,12 +276,9 @@ impl Runtime {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        let (sender, receiver) = oneshot::channel();
-        self.own_work.run(Box::new(move || {
-            let _ = crate::priority::lower_current_thread();
-            let _ = sender.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
-        }));
-        receiver.await.ok()?.ok()
+        let (job, answer) = lowered_job(work);
+        self.own_work.run(job);
+        answer.await.ok()?.ok()
     }
 
     async fn run_operation(
@@ -302,17 +299,11 @@ impl Runtime {
             agent_started: self.started,
             now: SystemTime::now(),
         };
-        let (sender, receiver) = oneshot::channel();
-        let run = move || {
-            let _ = crate::priority::lower_current_thread();
-            let outcome =
-                std::panic::catch_unwind(AssertUnwindSafe(|| module.run(&parameters, &context)));
-            // Let go of the store before the run hears it is over.
-            drop(context);
-            let _ = sender.send(outcome);
-        };
+        // The context (and the store in it) is let go of, even by a module
+        // that panicked, before the run hears it is over.
+        let (run, receiver) = lowered_job(move || module.run(&parameters, &context));
         if let Some(threads) = &self.module_threads {
-            threads.run(Box::new(run));
+            threads.run(run);
         } else if let Err(error) = std::thread::Builder::new()
             .name(format!("mig-{}", module.name()))
             .spawn(run)
@@ -370,10 +361,25 @@ pub fn module_pool(
         .build()
 }
 
+/// `work` as a job that lowers its thread's priority first and catches a
+/// panic, and where its outcome will come (once `work` and all it owns
+/// are dropped).
+fn lowered_job<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> (ModuleJob, oneshot::Receiver<std::thread::Result<T>>) {
+    let (sender, receiver) = oneshot::channel();
+    let job = move || {
+        let _ = crate::priority::lower_current_thread();
+        let _ = sender.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
+    };
+    (Box::new(job), receiver)
+}
+
 /// A few threads, at the lowest priority, that the module runs of many
 /// runtimes take turns on (the simulator's fleet); and a runtime's one
-/// thread for its actions' other work (`Runtime::at_run_priority`). Niceness is per thread
-/// and the scheduler adds up the weights of runnable threads: a thousand
+/// thread for its actions' other work (`Runtime::at_run_priority`).
+/// Niceness is per thread and the scheduler adds up the weights of
+/// runnable threads: a thousand
 /// simulated agents, each with a module thread of its own at nice 19,
 /// together outweighed the nodes' workers and slowed the spread of the
 /// action. Plain threads, not a rayon pool: a rayon thread that waits on

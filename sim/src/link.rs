@@ -1,7 +1,7 @@
 //! The simulated network: libp2p's in-memory transport (with libp2p's
-//! plaintext handshake, or the real Noise, and Yamux on top), segments that reach each other only through
-//! the relays' segment, partitions that cut a segment off, and per-segment
-//! link shaping.
+//! plaintext handshake, or the real Noise, and Yamux on top), segments
+//! that reach each other only through the relays' segment, partitions
+//! that cut a segment off, and per-segment link shaping.
 //!
 //! Model, kept simple on purpose and printed with every report:
 //! * Reachability: a node dials nodes of its own segment and of the relay

@@ -168,8 +168,8 @@ pub struct Traffic {
     /// Reports passed on whose routing fields a hop set back to the
     /// action's, all nodes together (none, in an honest fleet).
     pub reports_rerouted: u64,
-    /// Acks made (runs still going a moment after acceptance), all nodes
-    /// together.
+    /// Acks made (runs still going `ACK_HOLD` after they could report),
+    /// all nodes together.
     pub acks_sent: u64,
     /// Acks made but not sent because the result was stored first, all
     /// nodes together.

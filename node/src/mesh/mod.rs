@@ -1990,7 +1990,7 @@ impl Mesh {
         self.running.retain(|_, token| !token.is_cancelled());
         self.running.insert(action.id, stop.clone());
         // A run that starts now is journalled, and the action remembered,
-        // in the commit that stores its ack.
+        // in one commit of its own.
         let (started, unjournalled) = if refusal.is_none() && !resumed {
             let mut record = Vec::new();
             let _ = ciborium::into_writer(
@@ -2019,15 +2019,10 @@ impl Mesh {
                     Reply::new(keypair, &agent, attributes, id, reply_to, expire_after)
                 })
                 .await;
-            let reply = match made {
-                Some(Ok(reply)) => Arc::new(reply),
-                Some(Err(error)) => {
+            let reply = match made.unwrap_or_else(|| Err("making its reports panicked".into())) {
+                Ok(reply) => Arc::new(reply),
+                Err(error) => {
                     tracing::error!(action = %id, %error, "cannot report on this action; not running it");
-                    stop.cancel();
-                    return;
-                }
-                None => {
-                    tracing::error!(action = %id, "cannot make this action's reports; not running it");
                     stop.cancel();
                     return;
                 }
